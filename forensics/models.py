@@ -1,0 +1,164 @@
+"""The model registry and factory: one ``create_model`` for timm backbones and our own models.
+
+Following timm: a model function is recorded by name with :func:`register_model`, and
+:func:`create_model` builds any registered model or, failing that, any timm model, always
+with the same head contract (``forward_features``, ``forward_head``, ``num_features``,
+``reset_classifier``). Arguments left as ``None`` are dropped, so an unset config key never
+overrides a model's own default.
+
+``forensics`` never imports the packages that register models (``baselines``, ``refiner``):
+they announce themselves through the ``forensics.models`` entry-point group in
+``pyproject.toml``, loaded the first time a name is looked up. A third-party package can
+register detectors the same way.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from forensics.errors import ForensicsError
+
+log = logging.getLogger(__name__)
+
+ModelFn = Callable[..., nn.Module]
+_REGISTRY: dict[str, ModelFn] = {}
+_PLUGINS_LOADED = False
+
+
+def register_model(fn: ModelFn | None = None, *, name: str | None = None) -> Any:
+    """Decorator recording a model function under ``name`` (default: the function's name).
+
+    The function takes ``num_classes``, ``in_chans`` and its own keyword arguments and
+    returns an ``nn.Module`` honouring the head contract.
+    """
+    def record(f: ModelFn) -> ModelFn:
+        key = name or f.__name__
+        if key in _REGISTRY and _REGISTRY[key] is not f:
+            raise ValueError(f"model '{key}' is registered twice")
+        _REGISTRY[key] = f
+        return f
+
+    return record(fn) if fn is not None else record
+
+
+def _load_plugins() -> None:
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for entry in entry_points(group="forensics.models"):
+        try:
+            importlib.import_module(entry.value)
+        except ImportError as error:  # a broken plugin must not hide the timm models
+            log.warning("could not load models from %s: %s", entry.value, error)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of our registered models matching a shell-style ``pattern`` (timm's are not listed)."""
+    _load_plugins()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is one of our registered (non-timm) models."""
+    _load_plugins()
+    return name in _REGISTRY
+
+
+def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = False,
+                 pretrained_file: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
+                 in_chans: int | None = None, **kwargs: Any) -> nn.Module:
+    """Build model ``name`` with a head of ``num_classes`` outputs.
+
+    Two weight paths, as in timm:
+
+    * *pretrained with adaptation* (``pretrained``, ``pretrained_file``): ImageNet weights from
+      timm's hub, or from a local file when offline. The pretrained classifier is dropped
+      when ``num_classes`` differs and the first convolution is adapted to ``in_chans``
+      (summed to 1 channel, repeated beyond 3), so a 1x96x96 grayscale model still starts
+      from ImageNet features.
+    * *strict* (``checkpoint``): a forensics checkpoint of this very architecture and head
+      (``module.``/``_orig_mod.`` prefixes stripped, EMA weights preferred); any mismatch is
+      an error naming the first differing tensor.
+
+    Args:
+        name: a registered model or any timm model name (e.g. ``legacy_xception``).
+        num_classes: 1 for the binary real/fake head (one logit), K for K classes or labels,
+            0 for a features-only model.
+        pretrained: load ImageNet weights (timm's hub, or ``pretrained_file``).
+        pretrained_file: local weights file (``.pth``/``.safetensors``); implies ``pretrained``.
+        checkpoint: a forensics checkpoint to load strictly after building.
+        in_chans: input channels.
+        **kwargs: passed to the model function (``drop_rate``, ...); ``None`` values are dropped.
+
+    Raises:
+        ForensicsError: unknown model, missing ``pretrained_file``, weights that don't fit.
+    """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if in_chans is not None:
+        kwargs["in_chans"] = in_chans
+    if pretrained_file is not None:
+        if not Path(pretrained_file).is_file():
+            raise ForensicsError(f"pretrained weights file not found: {pretrained_file}")
+        pretrained = True
+    if is_registered(name):
+        if pretrained_file is not None:
+            kwargs["pretrained_file"] = str(pretrained_file)
+        model = _REGISTRY[name](pretrained=pretrained, **kwargs)
+    else:
+        import timm  # local: timm is slow to import and most commands don't need it
+
+        if not timm.is_model(name):
+            raise ForensicsError(f"unknown model '{name}': neither registered here "
+                                 f"({', '.join(list_models()) or 'none'}) nor a timm model")
+        if pretrained_file is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_file)}
+        try:
+            model = timm.create_model(name, pretrained=pretrained, **kwargs)
+        except RuntimeError as error:  # timm's strict load of a file of another architecture
+            if pretrained_file is None:
+                raise
+            first = str(error).strip().splitlines()[0]
+            raise ForensicsError(f"{pretrained_file}: pretrained weights don't fit {name}: {first}") from None
+    if checkpoint is not None:
+        from forensics.checkpoint import load_checkpoint, load_weights
+
+        load_weights(model, load_checkpoint(checkpoint), source=str(checkpoint))
+    return model
+
+
+def data_config(model: nn.Module, input_size: int | None = None) -> dict[str, Any]:
+    """Input size, mean/std, interpolation and crop fraction from the model's pretrained config.
+
+    Transforms read these instead of constants: Xception wants 299 and mean/std 0.5,
+    EfficientNet and ResNet 224 and ImageNet statistics. ``input_size`` overrides the side.
+    Values are plain lists and strings (they go into checkpoints and YAML).
+    """
+    from timm.data import resolve_data_config
+
+    cfg = resolve_data_config({}, model=model)
+    in_chans = _in_chans(model)
+    mean, std = list(cfg["mean"]), list(cfg["std"])
+    if len(mean) != in_chans:  # a 1-channel model adapted from RGB weights: average the statistics
+        mean, std = [sum(mean) / len(mean)] * in_chans, [sum(std) / len(std)] * in_chans
+    side = input_size or int(cfg["input_size"][-1])
+    return {"input_size": [in_chans, side, side], "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+            "interpolation": str(cfg.get("interpolation", "bilinear")), "crop_pct": float(cfg.get("crop_pct", 1.0))}
+
+
+def _in_chans(model: nn.Module) -> int:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    return int(getattr(model, "pretrained_cfg", {}).get("input_size", (3,))[0])
