@@ -21,6 +21,7 @@ from forensics.errors import ForensicsError
 #: subcommand -> module implementing it. Order is the order of ``forensics --help``.
 COMMANDS: dict[str, str] = {
     "synth": "forensics.synth.cli",
+    "preprocess": "preprocessing.cli",
 }
 
 
