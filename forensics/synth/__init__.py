@@ -58,6 +58,9 @@ _OWNED = ("original_sequences", "manipulated_sequences", "splits", MARKER)
 #: :mod:`forensics.synth.methods`).
 METHODS = ("FaceSwap", "SelfBlend")
 MAX_WIDTH, MAX_HEIGHT = 1280, 720
+# libx264's output depends on its thread count, which it otherwise takes from the CPU count:
+# fixed, the same seed gives the same bytes on any machine with the same libx264.
+_ENCODER_THREADS = 4
 MIN_WIDTH, MIN_HEIGHT = 160, 120
 
 
@@ -344,9 +347,10 @@ def _write_target(out: Path, config: SynthConfig, identities: list[Identity], id
                        np.random.default_rng([config.seed, 0x5CE, a]))
     keep = [k for k, files in enumerate(missing) if files]
     with contextlib.ExitStack() as stack:
-        writers = [[(stack.enter_context(VideoWriter(p, config.fps, 0 if crf is None else crf,
-                                                     pix_fmt="yuv420p" if crf is None else None)),
-                     crf is None) for p, crf in missing[k]] for k in keep]
+        writers = [[(stack.enter_context(VideoWriter(
+            p, config.fps, 0 if crf is None else crf, threads=_ENCODER_THREADS,
+            pix_fmt="yuv420p" if crf is None else None)),  # masks: lossless, binary stays binary
+            crf is None) for p, crf in missing[k]] for k in keep]
         for frame_layers in render_frames(scene, target.alpha, [layers[k] for k in keep]):
             for (frame, mask), layer_writers in zip(frame_layers, writers):
                 for writer, is_mask in layer_writers:

@@ -8,11 +8,11 @@ inside the manipulated region, whose soft mask the method returns too.
 ``FaceSwap``
     A cross-identity swap in the manner of the graphics-based FaceSwap of FaceForensics++
     (Rössler et al., "FaceForensics++: Learning to Detect Manipulated Facial Images", ICCV
-    2019): the inner face (eyes, nose, mouth) of the source identity is aligned onto the
-    target's face box, colour-corrected towards the target's skin (Reinhard et al., "Color
+    2019): the face of the source identity, brows to chin (eyes, nose, mouth), is aligned
+    onto the target's face box, colour-corrected towards the target's skin (Reinhard et al., "Color
     Transfer between Images", 2001; only partly, as real swaps leave a residual mismatch)
     and alpha-blended through a feathered ellipse. Fake ``a_b`` has target ``a`` (the video
-    and everything outside the mask) and source ``b`` (the inner face). The seam and the
+    and everything outside the mask) and source ``b`` (the face inside the mask). The seam and the
     colour and sharpness mismatch at the blending boundary are the artefacts Face X-ray
     (Li et al., CVPR 2020) teaches detectors to look for.
 

@@ -64,17 +64,21 @@ def make_background(width: int, height: int, rng: np.random.Generator) -> np.nda
     cw = min(iw, ih * aspect) * rng.uniform(0.6, 1.0)
     ch = cw / aspect
     x0, y0 = rng.uniform(0, iw - cw), rng.uniform(0, ih - ch)
-    m = np.float32([[width / cw, 0, -x0 * width / cw], [0, height / ch, -y0 * height / ch]])
+    # Drawn at a quarter of the size, then blurred and upscaled: a defocused background has
+    # no detail to lose, and a large blur at full size would cost more than a whole video.
+    w, h = max(width // 4, 8), max(height // 4, 8)
+    m = np.float32([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]])
     if rng.random() < 0.5:
         m[0] = -m[0]
-        m[0, 2] += width - 1
-    bg = cv2.warpAffine(image, m, (width, height), flags=cv2.INTER_LINEAR,
+        m[0, 2] += w - 1
+    bg = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-    bg = cv2.GaussianBlur(bg, (0, 0), rng.uniform(0.012, 0.022) * max(width, height))
+    bg = cv2.GaussianBlur(bg, (0, 0), rng.uniform(0.012, 0.022) * max(w, h))
     mean = bg.mean(axis=(0, 1))
     bg = mean + rng.uniform(0.5, 0.9) * (bg - mean)  # a defocused background is low contrast
     tint = rng.uniform(0.7, 1.15, 3)
     bg = bg * tint + rng.uniform(-20, 30)
+    bg = cv2.resize(bg, (width, height), interpolation=cv2.INTER_CUBIC)
     return np.clip(bg + 0.5, 0, 255).astype(np.uint8)
 
 
