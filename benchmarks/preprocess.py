@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     logging.getLogger("preprocessing").setLevel(logging.WARNING)
 
     from preprocessing.layouts import list_items
-    from preprocessing.sampling import sample_indices
+    from forensics.sampling import sample_indices
     from forensics.video import video_info
 
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:

@@ -22,6 +22,11 @@ from forensics.errors import ForensicsError
 COMMANDS: dict[str, str] = {
     "synth": "forensics.synth.cli",
     "preprocess": "preprocessing.cli",
+    "train": "forensics.train",
+    "benchmark": "forensics.benchmark",
+    "evaluate": "forensics.evaluate",
+    "predict": "forensics.predict",
+    "demo": "forensics.demo",
 }
 
 

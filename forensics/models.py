@@ -74,6 +74,14 @@ def is_registered(name: str) -> bool:
     return name in _REGISTRY
 
 
+def model_arguments(name: str) -> set[str]:
+    """Keyword arguments the registered model ``name`` takes (``task``, ``img_size``, ...)."""
+    import inspect
+
+    _load_plugins()
+    return set(inspect.signature(_REGISTRY[name]).parameters)
+
+
 def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = False,
                  pretrained_file: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
                  in_chans: int | None = None, **kwargs: Any) -> nn.Module:

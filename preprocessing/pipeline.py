@@ -40,7 +40,7 @@ from forensics.crops import CROP_SCALE, CROP_SIZE, crop_face, read_image, write_
 from forensics.errors import ForensicsError
 from forensics.faces import MIN_SCORE, THRESHOLDS, box_area, track_faces
 from preprocessing.layouts import MediaItem
-from preprocessing.sampling import MODES, sample_indices
+from forensics.sampling import MODES, sample_indices
 
 log = logging.getLogger(__name__)
 

@@ -112,3 +112,4 @@ def test_filters(manifest):
     assert sorted(few[few["video"] == "000"]["frame"]) == [0, 3, 6, 9]  # evenly spaced
     assert few.attrs["root"] == df.attrs["root"]
     assert len(filter_manifest(df, frames_per_video=50)) == len(df)
+

@@ -2,7 +2,7 @@
 
 import pytest
 
-from preprocessing.sampling import sample_indices
+from forensics.sampling import sample_indices
 
 
 def test_even_includes_first_and_last_and_is_evenly_spaced():

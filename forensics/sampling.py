@@ -1,4 +1,4 @@
-"""Which frames of a video are cropped.
+"""Which frames of a video are cropped (by preprocessing) or scored (by ``forensics predict``).
 
 The default follows DeepfakeBench (Yan et al., "DeepfakeBench: A Comprehensive Benchmark of
 Deepfake Detection", NeurIPS 2023 Datasets and Benchmarks): 32 frames evenly spaced over the
