@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "forensics.benchmark",
     "evaluate": "forensics.evaluate",
     "predict": "forensics.predict",
+    "refiner": "refiner.cli",
     "demo": "forensics.demo",
 }
 

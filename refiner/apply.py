@@ -1,0 +1,165 @@
+"""``forensics refiner apply``: refine the fakes of one method and add them as a new method.
+
+Every chosen fake crop (label 1, ``--method``, ``--splits``) goes through a trained refiner;
+the results are written as a new manipulation method, ``<method>-refined`` by default, with
+one manifest row per refined crop: the same dataset, video, frame, split, compression,
+original, box and mask as the crop it came from, label 1 (fake). The output manifest holds
+every row of the input manifest plus the new rows, so ``forensics train`` and
+``forensics evaluate`` use refined forgeries like any other method (select them with
+``data.methods``).
+
+Layout, beside the output manifest (default ``<manifest folder>/manifest_<name>.csv``)::
+
+    refined/<name>/refiner.json                               which checkpoint made them
+    refined/<name>/<dataset>/<compression>/<video>/<crop>.png the refined crops
+
+Crops are refined at the network's input size and resized back to their own size. Each
+video's crops are written into a temporary folder renamed into place, so an interrupted run
+leaves only complete videos, and running the command again refines only the missing ones
+(with the same checkpoint; ``--overwrite`` starts over).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from forensics.errors import ForensicsError
+
+log = logging.getLogger(__name__)
+
+MARKER = "refiner.json"
+
+
+def _checkpoint_id(path: Path) -> dict:
+    stat = path.stat()
+    return {"checkpoint": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _relative(paths: Sequence[str], root: Path, out_root: Path) -> list[str]:
+    if root.resolve() == out_root.resolve():
+        return list(paths)
+    return [p if not p else os.path.relpath(root / p, out_root) for p in paths]
+
+
+def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, method: str, *, name: str | None = None,
+                  splits: Sequence[str] | None = None, out: str | os.PathLike | None = None, batch_size: int = 32,
+                  device: str = "auto", overwrite: bool = False) -> Path:
+    """Refine the ``method`` fakes of ``manifest``; write their crops and the extended manifest.
+
+    Returns:
+        The path of the written manifest.
+
+    Raises:
+        ForensicsError: not a refiner checkpoint, no such fakes, the new name already used,
+            refined crops of another checkpoint in the way (without ``overwrite``).
+    """
+    import torch
+
+    from forensics.atomic import atomic_dir, atomic_write_text
+    from forensics.checkpoint import load_checkpoint
+    from forensics.crops import write_png
+    from forensics.data import read_crop
+    from forensics.manifest import read_manifest, write_manifest
+    from forensics.train import resolve_device
+    from refiner.data import resize
+    from refiner.model import build_from_info, load_refiner_weights
+    from refiner.task import ReconstructionTask
+
+    checkpoint, manifest = Path(checkpoint), Path(manifest)
+    state = load_checkpoint(checkpoint)
+    info = state.get("model_info") or {}
+    if info.get("name") != "refiner":
+        raise ForensicsError(f"{checkpoint}: not a refiner checkpoint (model {info.get('name')!r})")
+    if info.get("skips") is None:
+        log.warning("%s is a stage-1 autoencoder (no skips): its output is a reconstruction, not a refinement",
+                    checkpoint)
+    model = build_from_info(info)
+    load_refiner_weights(model, state, str(checkpoint))
+    dev = resolve_device(device, 0) if device in ("auto", "cpu", "cuda") else torch.device(device)
+    model.to(dev).eval()
+    data_cfg = info["data_config"]
+    task = ReconstructionTask(data_cfg["mean"], data_cfg["std"])
+    side = int(data_cfg["input_size"][-1])
+
+    df = read_manifest(manifest)
+    root = Path(df.attrs["root"])
+    name = name or f"{method}-refined"
+    if name in set(df["method"]):
+        raise ForensicsError(f"{manifest}: method '{name}' is already in the manifest: choose another --name")
+    chosen = df[(df["label"] == 1) & (df["method"] == method)]
+    if splits:
+        chosen = chosen[chosen["split"].isin(splits)]
+    if chosen.empty:
+        fakes = df[df["label"] == 1]
+        raise ForensicsError(f"{manifest}: no fake crops of method '{method}'"
+                             + (f" in split(s) {', '.join(splits)}" if splits else "")
+                             + f" (fake methods: {', '.join(sorted(set(fakes['method']))) or 'none'}; "
+                               f"splits: {', '.join(sorted(set(df['split'])))})")
+
+    out = Path(out) if out is not None else manifest.parent / f"manifest_{name}.csv"
+    out_root = out.parent
+    base = out_root / "refined" / name
+    marker = _checkpoint_id(checkpoint)
+    if base.exists():
+        if overwrite:
+            shutil.rmtree(base)
+        else:
+            try:
+                previous = json.loads((base / MARKER).read_text())
+            except (OSError, json.JSONDecodeError):
+                previous = None
+            if previous != marker:
+                raise ForensicsError(f"{base} holds crops refined by another checkpoint "
+                                     f"({(previous or {}).get('checkpoint', 'unknown')}): pass --overwrite "
+                                     "to replace them, or choose another --name")
+    base.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(base / MARKER, json.dumps(marker, indent=2) + "\n")
+
+    chosen = chosen.copy()
+    folders = [base / d / c / v for d, c, v in zip(chosen["dataset"], chosen["compression"], chosen["video"])]
+    chosen["_folder"] = [str(f) for f in folders]
+    chosen["_file"] = [str(f / Path(p).name) for f, p in zip(folders, chosen["path"])]
+    if chosen["_file"].duplicated().any():
+        dup = chosen.loc[chosen["_file"].duplicated(), "path"].iloc[0]
+        raise ForensicsError(f"{manifest}: two crops of one video share the file name of {dup}")
+    mean = torch.tensor(data_cfg["mean"], device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(data_cfg["std"], device=dev).view(1, -1, 1, 1)
+    done = refined = 0
+    with torch.no_grad():
+        for folder, rows in chosen.groupby("_folder", sort=False):
+            folder = Path(folder)
+            if folder.is_dir() and all(Path(f).is_file() for f in rows["_file"]):
+                done += 1
+                continue
+            with atomic_dir(folder) as tmp:
+                paths = [root / p for p in rows["path"]]
+                for i in range(0, len(paths), batch_size):
+                    crops = [read_crop(str(p)) for p in paths[i:i + batch_size]]
+                    batch = torch.stack([resize(c, side) for c in crops]).to(dev)
+                    outputs = task.to_unit(model((batch.float() / 255 - mean) / std).float()).clamp(0, 1)
+                    pixels = (outputs * 255).round().to(torch.uint8).cpu()
+                    for crop, image, path in zip(crops, pixels, paths[i:i + batch_size]):
+                        image = resize(image, crop.shape[-1]) if crop.shape[-2:] != image.shape[-2:] else image
+                        write_png(tmp / path.name, image.permute(1, 2, 0).numpy())
+            refined += 1
+    log.info("%s: refined %d video(s) of %s into %s (%d already done)", checkpoint.name, refined, method, base, done)
+
+    rows = chosen.drop(columns=["_folder", "_file"]).assign(
+        method=name, label=1, path=[os.path.relpath(f, out_root) for f in chosen["_file"]])
+    if "mask" in rows.columns:
+        rows["mask"] = _relative(rows["mask"].astype(str).tolist(), root, out_root)
+    kept = df.copy()
+    kept["path"] = _relative(kept["path"].tolist(), root, out_root)
+    if "mask" in kept.columns:
+        kept["mask"] = _relative(kept["mask"].astype(str).tolist(), root, out_root)
+    combined = pd.concat([kept, rows], ignore_index=True)
+    write_manifest(combined, out)
+    log.info("wrote %s: %d rows, %d of them '%s'", out, len(combined), len(rows), name)
+    return out

@@ -1,0 +1,83 @@
+"""`forensics refiner apply`: refined fakes become a new method that `forensics evaluate` scores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from forensics.cli import main as cli
+from forensics.config import load_config
+from forensics.crops import read_image
+from forensics.errors import ForensicsError
+from forensics.manifest import read_manifest
+from forensics.train import TrainConfig
+from forensics.train import main as train_detector
+from refiner.apply import apply_refiner
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def refined_manifest(refiner_manifest, refiner_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("refined") / "manifest_refined.csv"
+    status = cli(["refiner", "apply", "--checkpoint", str(refiner_run / "checkpoints" / "best.pt"),
+                  "--manifest", str(refiner_manifest), "--method", "SelfBlend", "--out", str(out), "--batch-size", "7"])
+    assert status == 0
+    return out
+
+
+def test_apply_writes_a_new_method_with_its_own_rows(refiner_manifest, refined_manifest):
+    source = read_manifest(refiner_manifest)
+    df = read_manifest(refined_manifest, check_files=True)
+    refined = df[df["method"] == "SelfBlend-refined"]
+    fakes = source[source["method"] == "SelfBlend"]
+    assert len(df) == len(source) + len(fakes) and len(refined) == len(fakes) == 96
+    assert (refined["label"] == 1).all()
+    keys = ["dataset", "video", "frame", "split", "compression", "original", "x0", "y1"]
+    assert refined[keys].reset_index(drop=True).equals(fakes[keys].reset_index(drop=True))
+    assert refined["path"].str.startswith("refined/SelfBlend-refined/synth/c0/").all()
+    root = refined_manifest.parent
+    crop = read_image(root / refined["path"].iat[0])
+    original = read_image(refiner_manifest.parent / fakes["path"].iat[0])
+    assert crop.shape == original.shape == (64, 64, 3) and not np.array_equal(crop, original)
+    # The rows of the input manifest still point at their crops from the new folder.
+    assert read_image(root / df["path"].iat[0]) is not None
+
+
+def test_apply_again_resumes_and_refuses_another_checkpoint(refiner_manifest, refiner_run, refined_manifest,
+                                                            tmp_path, caplog):
+    stamp = {p: p.stat().st_mtime_ns for p in (refined_manifest.parent / "refined").rglob("*.png")}
+    checkpoint = refiner_run / "checkpoints" / "best.pt"
+    with caplog.at_level("INFO", logger="refiner.apply"):
+        apply_refiner(checkpoint, refiner_manifest, "SelfBlend", out=refined_manifest)
+    assert "refined 0 video(s) of SelfBlend" in caplog.text and "(12 already done)" in caplog.text
+    assert stamp == {p: p.stat().st_mtime_ns for p in stamp}
+    with pytest.raises(ForensicsError, match="refined by another checkpoint"):
+        apply_refiner(refiner_run / "checkpoints" / "last.pt", refiner_manifest, "SelfBlend", out=refined_manifest)
+
+
+def test_apply_bad_input(refiner_manifest, refiner_run, tmp_path):
+    checkpoint = refiner_run / "checkpoints" / "best.pt"
+    with pytest.raises(ForensicsError, match="no fake crops of method 'Face2Face'.*fake methods: FaceSwap, SelfBlend"):
+        apply_refiner(checkpoint, refiner_manifest, "Face2Face", out=tmp_path / "m.csv")
+    with pytest.raises(ForensicsError, match="method 'FaceSwap' is already in the manifest"):
+        apply_refiner(checkpoint, refiner_manifest, "SelfBlend", name="FaceSwap", out=tmp_path / "m.csv")
+
+
+def test_evaluate_scores_refined_fakes_like_any_method(refiner_manifest, refined_manifest, tmp_path):
+    detector = tmp_path / "detector"
+    overrides = [f"data.manifest={refiner_manifest}", f"output_dir={detector}", "model.input_size=32",
+                 "data.methods=[original,SelfBlend]", "data.frames_per_video=2", "data.eval_frames_per_video=2",
+                 "data.batch_size=8", "data.num_workers=0", "train.epochs=1", "train.progress=false",
+                 "wandb.mode=disabled", "data.test_split=null"]
+    assert train_detector(load_config(TrainConfig, ROOT / "configs" / "demo.yaml", overrides)) == 0
+    out = tmp_path / "eval"
+    status = cli(["evaluate", "--checkpoint", str(detector / "checkpoints" / "best.pt"), "--manifest",
+                  str(refined_manifest), "--split", "test", "--methods", "original", "SelfBlend",
+                  "SelfBlend-refined", "--out", str(out), "--num-workers", "0", "--wandb-mode", "disabled"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())["test"]
+    assert set(report["per_method"]) == {"original", "SelfBlend", "SelfBlend-refined"}
+    assert report["per_method"]["SelfBlend-refined"]["frame"]["n"] == 16
