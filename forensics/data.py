@@ -193,3 +193,11 @@ def check_not_empty(dataset: CropDataset, batch_size: int, world_size: int, what
     if per_rank < batch_size:
         raise ForensicsError(f"{what}: {len(dataset)} crops make no full batch of {batch_size} per process "
                              f"({world_size} process(es)); lower data.batch_size")
+
+
+def crop_size_on_disk(frames) -> int | None:
+    """Side of the crops on disk, from the first one (all crops of a manifest share it)."""
+    import cv2
+
+    image = cv2.imread(frames["file"].iat[0], cv2.IMREAD_COLOR)
+    return None if image is None else int(image.shape[0])

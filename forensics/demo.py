@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import shutil
 import sys
@@ -32,8 +31,7 @@ STATE = "demo.json"
 #: Dataset and training sizes. The default must show a detector that learns (video AUC >= 0.9
 #: on the test split: 4 reals, 8 fakes); --fast only has to show every stage working.
 SIZES = {
-    "default": dict(originals=20, seconds=3, width=640, height=480, frames=16,
-                    train=[]),
+    "default": dict(originals=20, seconds=3, width=640, height=480, frames=16, train=[]),
     "fast": dict(originals=6, seconds=1.2, width=320, height=240, frames=6,
                  train=["train.epochs=2", "data.frames_per_video=6", "train.log_every=1"]),
 }
@@ -73,7 +71,7 @@ def plan(out: Path, device: str, fast: bool, seed: int) -> list[Stage]:
     best = run / "checkpoints" / "best.pt"
     evaluation = out / "eval"
     wandb_mode = _wandb_mode()
-    real, fake = _test_videos(synth, seed, size["originals"])
+    real, fake = _test_videos(synth, size["originals"])
     return [
         Stage("synth", ["synth", "--out", str(synth), "--seed", str(seed), "--originals", str(size["originals"]),
                         "--seconds", str(size["seconds"]), "--width", str(size["width"]),
@@ -97,7 +95,7 @@ def _wandb_mode() -> str:
     return resolve_mode(None)  # offline unless the user configured an API key
 
 
-def _test_videos(synth: Path, seed: int, originals: int) -> tuple[Path, Path]:
+def _test_videos(synth: Path, originals: int) -> tuple[Path, Path]:
     """One real and one fake (FaceSwap) video of the test split."""
     from forensics.synth import fake_path, original_path, split_pairs
 
@@ -165,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         state["seconds"] = timings
         _save_state(out, state)
     print(f"[{len(stages) + 1}/{len(stages) + 1}] report", flush=True)
-    report = write_report(out, timings={**timings})
+    report = write_report(out, timings=timings)
     _print_summary(out, report)
     return 0
 

@@ -40,13 +40,13 @@ def run(args) -> int:
     import pandas as pd
 
     from forensics.checkpoint import load_checkpoint, load_weights
-    from forensics.data import CropDataset, load_frames
+    from forensics.data import CropDataset, crop_size_on_disk, load_frames
     from forensics.distributed import cleanup_distributed, init_distributed
     from forensics.engine import evaluate
     from forensics.errors import ForensicsError
     from forensics.models import create_model
     from forensics.tasks import create_task
-    from forensics.train import _crop_size, eval_loader, log_final, resolve_device
+    from forensics.train import eval_loader, log_final, resolve_device
     from forensics.transforms import batch_preparer, build_transform
     from forensics.wandb_log import RunLogger, WandbConfig, write_json
 
@@ -77,7 +77,7 @@ def run(args) -> int:
                          methods=args.methods or (data.get("methods") if same_manifest else None),
                          compressions=args.compressions or (data.get("compressions") if same_manifest else None))
     data_cfg = info["data_config"]
-    dataset = CropDataset(frames, task.encode(frames), build_transform(data_cfg, None, _crop_size(frames)),
+    dataset = CropDataset(frames, task.encode(frames), build_transform(data_cfg, None, crop_size_on_disk(frames)),
                           args.frames_per_video)
     loader = eval_loader(dataset, args.batch_size, args.num_workers, env, device)
 

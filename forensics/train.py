@@ -335,7 +335,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
 
     from forensics.checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
     from forensics.config import config_diff, to_dict, write_run_info
-    from forensics.data import CropDataset, TrainSampler, check_not_empty, load_frames
+    from forensics.data import CropDataset, TrainSampler, check_not_empty, crop_size_on_disk, load_frames
     from forensics.distributed import barrier, cleanup_distributed, init_distributed
     from forensics.engine import evaluate, train_one_epoch
     from forensics.freeze import set_trainable
@@ -387,7 +387,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         initial = load_checkpoint(cfg.model.checkpoint)
         check_compatible(initial, info, cfg.model.checkpoint)
         load_weights(model, initial, cfg.model.checkpoint)
-    crop_size = _crop_size(train_frames)
+    crop_size = crop_size_on_disk(train_frames)
     train_set = CropDataset(train_frames, train_targets, build_transform(data_cfg, cfg.data.augment, crop_size),
                             cfg.data.frames_per_video, resample=True, seed=cfg.seed)
     if cfg.data.balance == "loss_weight":
@@ -592,14 +592,6 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         preemption.restore()
 
     return finish(best, steps_per_epoch, stopped_early)
-
-
-def _crop_size(frames) -> int | None:
-    """Side of the crops on disk, from the first one (all crops of a manifest share it)."""
-    import cv2
-
-    image = cv2.imread(frames["file"].iat[0], cv2.IMREAD_COLOR)
-    return None if image is None else int(image.shape[0])
 
 
 def log_final(logger, name: str, metrics: dict, gathered: dict, meta, samples: int = 16,

@@ -52,6 +52,8 @@ __all__ = ["METHODS", "SynthConfig", "make_dataset", "split_pairs", "read_marker
 #: The file that marks a folder as (being) written by ``forensics synth``.
 MARKER = "synth.json"
 _GENERATOR = "forensics synth"
+#: Bumped whenever the generated pixels change, so an older output is never resumed into.
+REVISION = 2
 # What make_dataset writes, hence what --overwrite may delete (and nothing else).
 _OWNED = ("original_sequences", "manipulated_sequences", "splits", MARKER)
 #: Manipulation methods, as the folder names of ``manipulated_sequences/`` (implemented in
@@ -212,7 +214,7 @@ def read_marker(root: str | os.PathLike) -> dict | None:
 
 
 def _marker(config: SynthConfig, complete: bool) -> dict:
-    return {"generator": _GENERATOR, "version": _package_version(), "complete": complete,
+    return {"generator": _GENERATOR, "version": _package_version(), "revision": REVISION, "complete": complete,
             "settings": config.to_json(), "num_frames": config.num_frames}
 
 
@@ -224,7 +226,7 @@ def _check_output(out: Path, config: SynthConfig, overwrite: bool) -> bool:
         return False
     marker = read_marker(out)
     same = (marker is not None and marker.get("settings") == config.to_json()
-            and marker.get("version") == _package_version())
+            and marker.get("version") == _package_version() and marker.get("revision") == REVISION)
     if same and not overwrite:
         log.info("%s: resuming a previous synth run with the same settings", out)
         return False
@@ -338,7 +340,7 @@ def _write_target(out: Path, config: SynthConfig, identities: list[Identity], id
         # depend on which other methods were asked for.
         rng = np.random.default_rng([config.seed, 0x3E7, a, s, METHODS.index(method)])
         fake = manipulate(method, target, identities[s], rng)
-        layers.append(Layer(fake.rgb, fake.mask))
+        layers.append(Layer(fake.rgb, fake.mask, fake.rerender))
         outputs.append(files)
     missing = [[(p, crf) for p, crf in files if not p.exists()] for files in outputs]
     if not any(missing):

@@ -46,10 +46,13 @@ class Fake:
     Attributes:
         rgb: ``PATCH_H x PATCH_W x 3`` float32, equal to the target's patch outside ``mask``.
         mask: ``PATCH_H x PATCH_W`` float32 in [0, 1], the blending weight of the manipulation.
+        rerender: the manipulated region is drawn at this fraction of the frame's resolution
+            (see :func:`forensics.synth.render._rerender`); 1 draws it sharp.
     """
 
     rgb: np.ndarray
     mask: np.ndarray
+    rerender: float = 1.0
 
 
 def _random_mask(rng: np.random.Generator, grow: tuple[float, float]) -> np.ndarray:
@@ -89,7 +92,8 @@ def face_swap(target: Identity, source: Identity, rng: np.random.Generator) -> F
     matched = (src - mu_s) * np.clip(sd_t / sd_s, 0.8, 1.25) + mu_t
     strength = rng.uniform(0.6, 0.9)
     src = np.clip(strength * matched + (1 - strength) * src, 0, 255)
-    return Fake(_blend(target.rgb, src, mask), mask)
+    # A swapped face comes out of its renderer at a lower resolution than the video.
+    return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.3, 0.5))
 
 
 def self_blend(target: Identity, rng: np.random.Generator) -> Fake:
@@ -114,7 +118,7 @@ def self_blend(target: Identity, rng: np.random.Generator) -> Fake:
     src = cv2.warpAffine(np.clip(src, 0, 255).astype(np.float32), warp, (PATCH_W, PATCH_H),
                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = _random_mask(rng, (0.9, 1.15)) * rng.uniform(0.7, 1.0)
-    return Fake(_blend(target.rgb, src, mask), mask)
+    return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.35, 0.55))
 
 
 def manipulate(method: str, target: Identity, source: Identity,

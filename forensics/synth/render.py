@@ -191,6 +191,24 @@ class Layer:
 
     rgb: np.ndarray
     mask: np.ndarray | None = None
+    rerender: float = 1.0
+
+
+def _rerender(frame: np.ndarray, soft: np.ndarray, scale: float) -> np.ndarray:
+    """The manipulated region as a face generator leaves it: rendered at ``scale`` of the
+    frame's resolution and upsampled, so it lacks the camera's noise and fine detail.
+
+    This resolution and noise mismatch between the pasted face and its surroundings is the
+    trace most face forgeries share (FaceForensics++, Rössler et al. 2019; Face X-ray, Li et
+    al. 2020), whatever the identity: it is what makes the fakes learnable across people.
+    """
+    h, w = frame.shape[:2]
+    low = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    smooth = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    # Only inside the binary mask (soft > MASK_THRESHOLD), ramping up from its edge: outside
+    # the mask the fake stays bit for bit its original (alignment).
+    a = np.clip((soft - MASK_THRESHOLD) / (1 - MASK_THRESHOLD), 0, 1)[..., None]
+    return np.where(a > 0, frame * (1 - a) + smooth * a, frame)
 
 
 def _face_roi(m: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -242,11 +260,14 @@ def render_frames(scene: Scene, alpha: np.ndarray, layers: Sequence[Layer]
         for layer in layers:
             face = cv2.warpAffine(layer.rgb, m, size, flags=cv2.INTER_LINEAR)
             frame = base.copy()
-            frame[y0:y1, x0:x1] = np.clip((bg_roi + face * a) * light_roi + noise_roi, 0, 255)
+            drawn = np.clip((bg_roi + face * a) * light_roi + noise_roi, 0, 255)
             mask = None
             if layer.mask is not None:
                 mask = np.zeros((h, w), np.uint8)
                 soft = cv2.warpAffine(layer.mask, m, size, flags=cv2.INTER_LINEAR)
                 mask[y0:y1, x0:x1] = (soft > MASK_THRESHOLD) * np.uint8(255)
+                if layer.rerender < 1:
+                    drawn = _rerender(drawn, soft, layer.rerender)
+            frame[y0:y1, x0:x1] = np.clip(drawn, 0, 255)
             out.append((frame, mask))
         yield out

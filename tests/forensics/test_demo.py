@@ -9,7 +9,7 @@ import pytest
 
 from forensics.cli import main
 from forensics.video import video_info
-from tests.forensics.test_train import wandb_history
+from tests.wandb_offline import wandb_history
 
 
 @pytest.fixture(scope="module")

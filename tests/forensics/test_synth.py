@@ -143,6 +143,22 @@ def test_fakes_are_aligned_with_their_original(synth_root: Path, method, target,
         assert diff[mask[t]].mean() > 3, (t, diff[mask[t]].mean())
 
 
+@pytest.mark.parametrize("method, target, source", [("FaceSwap", "000", "001"), ("SelfBlend", "001", "001")])
+def test_fakes_lack_the_cameras_noise_inside_the_mask(synth_root: Path, method, target, source) -> None:
+    """The manipulated region is rendered at a lower resolution than the frame (the trace
+    that makes fakes learnable across identities): less fine detail than the original there."""
+    original = _decode(original_path(synth_root, "c0", target))
+    fake = _decode(fake_path(synth_root, method, "c0", target, source))
+    mask = _decode(mask_path(synth_root, method, target, source))[..., 0] > 127
+    inner = np.stack([cv2.erode(m.astype(np.uint8), np.ones((5, 5), np.uint8)) for m in mask]).astype(bool)
+
+    def detail(frames):  # energy of the Laplacian (high frequencies) inside the mask
+        lap = np.stack([cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F) for f in frames])
+        return float((lap[inner] ** 2).mean())
+
+    assert detail(fake) < 0.6 * detail(original)
+
+
 def test_mtcnn_finds_the_faces(synth_root: Path) -> None:
     import torch
     from facenet_pytorch import MTCNN

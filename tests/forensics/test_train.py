@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from forensics.errors import ConfigError, ForensicsError
 from forensics.manifest import read_manifest, write_manifest
 from forensics.train import TrainConfig, main
 from forensics.wandb_log import read_jsonl
+from tests.wandb_offline import wandb_history
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -40,35 +40,6 @@ def train(manifest, out, *extra: str, **flags) -> int:
 def cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "forensics", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}, **kwargs)
-
-
-def wandb_history(run_dir: Path) -> list[dict]:
-    """History rows of the offline W&B run under ``run_dir``, read from its ``.wandb`` file.
-
-    The file is a LevelDB-style log (7-byte header, 32 KiB blocks of chunks with a 7-byte
-    header: CRC, length, type) of protobuf ``Record`` messages.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    [path] = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    rows, pos, pending = [], 7, b""
-    while pos + 7 <= len(data):
-        if 32768 - pos % 32768 < 7:  # block trailer padding
-            pos += 32768 - pos % 32768
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        pending += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4) and pending:  # a full record, or the last chunk of one
-            record = pb.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
-    return rows
 
 
 def test_run_folder_and_wandb_offline(crop_manifest, tmp_path):
