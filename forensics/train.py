@@ -162,7 +162,12 @@ class TrainConfig:
 # --------------------------------------------------------------------------------------
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", help="YAML config (configs/demo.yaml, configs/ffpp/xception.yaml, ...)")
+    add_run_arguments(parser, "configs/demo.yaml, configs/ffpp/xception.yaml, ...")
+
+
+def add_run_arguments(parser, example: str) -> None:
+    """The flags every config-driven training command takes (train, refiner pretrain/finetune)."""
+    parser.add_argument("config", help=f"YAML config ({example})")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. data.manifest=crops/manifest.csv output_dir=runs/x")
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from checkpoints/last.pt")

@@ -11,17 +11,6 @@ import argparse
 HELP = "the refiner: pretrain an autoencoder on real crops, fine-tune it on self-reenactment pairs, apply it"
 
 
-def _train_arguments(parser: argparse.ArgumentParser, example: str) -> None:
-    parser.add_argument("config", help=f"YAML config ({example})")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. data.manifest=crops/manifest.csv output_dir=runs/x")
-    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from checkpoints/last.pt")
-    parser.add_argument("--force", action="store_true", help="resume even though the config changed")
-    parser.add_argument("--eval-only", action="store_true",
-                        help="evaluate checkpoints/best.pt (or --checkpoint) on val and test, then stop")
-    parser.add_argument("--checkpoint", help="with --eval-only: the checkpoint to evaluate")
-
-
 def _apply_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a fine-tuned refiner checkpoint (checkpoints/best.pt)")
     parser.add_argument("--manifest", required=True, help="the crop manifest holding the fakes to refine")
@@ -41,12 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "finetune": "stage 2: load stage 1, add skips, freeze, train on (fake, original) pairs",
         "apply": "refine the fakes of one method and write them as a new method with its own manifest rows",
     }
+    from forensics.train import add_run_arguments  # already imported by the dispatcher for `train`
+
     for name, help_text in steps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if name == "apply":
             _apply_arguments(cmd)
         else:
-            _train_arguments(cmd, f"configs/refiner/{name}.yaml")
+            add_run_arguments(cmd, f"configs/refiner/{name}.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
