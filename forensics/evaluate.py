@@ -46,7 +46,8 @@ def run(args) -> int:
     from forensics.errors import ForensicsError
     from forensics.models import create_model
     from forensics.tasks import create_task
-    from forensics.train import eval_loader, log_final, resolve_device
+    from forensics.fit import eval_loader, resolve_device
+    from forensics.train import log_final
     from forensics.transforms import batch_preparer, build_transform
     from forensics.wandb_log import RunLogger, WandbConfig, write_json
 

@@ -161,7 +161,7 @@ def run(args) -> int:
 
     from forensics.atomic import atomic_path
     from forensics.errors import ForensicsError
-    from forensics.train import resolve_device
+    from forensics.fit import resolve_device
 
     videos = find_videos(args.inputs)
     device = resolve_device(args.device, 0)

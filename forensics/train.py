@@ -19,8 +19,6 @@ PNGs and the W&B run (``wandb/``).
 from __future__ import annotations
 
 import logging
-import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -74,6 +72,9 @@ class ModelConfig:
     drop_rate: float | None = None
     sync_bn: bool = False  # SyncBatchNorm under multi-GPU DDP
     compile: bool = False  # torch.compile
+    # On CUDA, NHWC memory layout: cuDNN's fast convolution kernels want it (Xception trains
+    # 1.9x faster on an H200: benchmarks/train_step.py --channels-last). Ignored on CPU.
+    channels_last: bool = True
 
 
 @dataclass
@@ -188,84 +189,6 @@ def run(args) -> int:
 # Building blocks
 # --------------------------------------------------------------------------------------
 
-class Preemption:
-    """Turns SIGTERM (cluster pre-emption, ``scancel``) into a flag polled after every step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def should_stop(self, device) -> bool:
-        import torch
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return self.requested
-        # Every rank must stop after the same step, or the others would wait forever.
-        flag = torch.tensor([float(self.requested)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
-
-
-def build_scheduler(optimizer, cfg: LoopConfig, steps_per_epoch: int):
-    """A per-step ``LambdaLR``: warm-up, then constant, step (``gamma`` every ``step_epochs``) or cosine."""
-    import torch
-
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    total = cfg.epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "step":
-            return cfg.gamma ** (step // (cfg.step_epochs * steps_per_epoch))
-        if cfg.schedule == "cosine":
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            floor = cfg.min_lr / cfg.lr
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def build_optimizer(model, cfg: TrainConfig):
-    import torch
-
-    from forensics.freeze import param_groups
-
-    groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, cfg.freeze.groups)
-    if cfg.train.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum)
-    cls = torch.optim.AdamW if cfg.train.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.train.lr)
-
-
-def resolve_device(name: str, local_rank: int):
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    return torch.device(name)
-
-
-def eval_loader(dataset, batch_size: int, num_workers: int, env, device):
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    # shuffle=False: each rank takes every world_size-th sample; the last round is padded
-    # with repeats, which evaluate() drops by sample index before computing metrics.
-    sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=False)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=device.type == "cuda")
-
-
 def read_preprocess_settings(manifest: str) -> dict[str, Any]:
     """Crop settings of the preprocessing run that wrote ``manifest`` (``settings.json`` beside it).
 
@@ -339,10 +262,11 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     from torch.utils.data import DataLoader
 
     from forensics.checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
-    from forensics.config import config_diff, to_dict, write_run_info
+    from forensics.config import to_dict, write_run_info
     from forensics.data import CropDataset, TrainSampler, check_not_empty, crop_size_on_disk, load_frames
-    from forensics.distributed import barrier, cleanup_distributed, init_distributed
-    from forensics.engine import evaluate, train_one_epoch
+    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.engine import evaluate
+    from forensics.fit import Parts, build_optimizer, build_scheduler, eval_loader, fit, open_run, resolve_device
     from forensics.freeze import set_trainable
     from forensics.metrics import flatten
     from forensics.models import create_model, data_config
@@ -360,18 +284,8 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     ckpt_dir = run_dir / "checkpoints"
     config = to_dict(cfg)
 
-    # ---- resume or start fresh: decide before any work ----
-    state = None
-    if resume:
-        state = load_checkpoint(ckpt_dir / "last.pt")
-        changed = [k for k in config_diff(state["config"], config) if k not in RESUME_MAY_CHANGE]
-        if changed and not force:
-            raise ConfigError(f"--resume: the config differs from the interrupted run's in "
-                              f"{', '.join(changed)}; restore those values or pass --force")
-    elif not eval_only and (ckpt_dir / "last.pt").exists():
-        raise ConfigError(f"output_dir {run_dir} already holds a run (checkpoints/last.pt): "
-                          "pass --resume to continue it, or choose another output_dir")
-
+    # Resume or start fresh: decided before any work.
+    state = open_run(ckpt_dir, config, resume=resume, force=force, eval_only=eval_only, may_change=RESUME_MAY_CHANGE)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
@@ -407,10 +321,11 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     eval_loaders = {name: eval_loader(ds, eval_batch, cfg.data.num_workers, env, device)
                     for name, ds in eval_sets.items()}
 
-    model.to(device)
+    channels_last = cfg.model.channels_last and device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     if cfg.model.sync_bn and env.distributed and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    prepare = batch_preparer(data_cfg, device)
+    prepare = batch_preparer(data_cfg, device, channels_last=channels_last)
     amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.amp]
     ema = None
     if cfg.train.ema_decay:
@@ -492,111 +407,40 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     train_loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,
                               num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda", drop_last=True)
     steps_per_epoch = max(1, (len(sampler) // cfg.data.batch_size) // cfg.train.accum_steps)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg.train, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    first_epoch, first_step, partial_loss = 0, 0, 0.0
-    best = {"name": cfg.train.best_metric, "mode": cfg.best_mode, "value": None, "epoch": None, "bad_epochs": 0,
-            "val": None}
+    optimizer = build_optimizer(model, cfg.train, cfg.freeze.groups)
+    parts = Parts(model, task, train_loader, train_set, sampler, prepare, optimizer,
+                  build_scheduler(optimizer, cfg.train, steps_per_epoch),
+                  torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), ema, amp_dtype,
+                  steps_per_epoch)
     if state is not None:
         load_weights(model, state, str(ckpt_dir / "last.pt"), prefer_ema=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None and state.get("model_ema"):
-            ema.module.load_state_dict(state["model_ema"])
-            ema.n_averaged.fill_(state.get("ema_updates", 1))
-        first_epoch, first_step, best = state["epoch"], state["step"], state["metric"]
-        partial_loss = state.get("epoch_loss_sum", 0.0)  # loss summed over the steps already done
-        log.info("resuming from epoch %d, step %d", first_epoch, first_step)
-
-    def save(path: Path, epoch: int, step: int, loss_sum: float = 0.0) -> None:
-        if not env.is_main:
-            return
-        save_checkpoint({
-            "model": model.state_dict(), "model_ema": ema.module.state_dict() if ema is not None else None,
-            "ema_updates": int(ema.n_averaged) if ema is not None else 0,
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "epoch": epoch, "step": step, "global_step": epoch * steps_per_epoch + step, "epoch_loss_sum": loss_sum,
-            "metric": best,
-            "model_info": info, "config": config, "wandb_id": logger.wandb_id}, path)
-
     log.info("%s: %d train crops (%d per epoch), %s; %s on %s, %d process(es)", cfg.model.name, len(train_frames),
              len(train_set), ", ".join(f"{n} {len(d)}" for n, d in eval_sets.items()), task.kind, device,
              env.world_size)
-    preemption = Preemption()
-    trainable_phase, net = None, model
-    stopped_early = False
-    try:
-        for epoch in range(first_epoch, cfg.train.epochs):
-            head_only = epoch < cfg.freeze.head_only_epochs
-            if (head_only, cfg.freeze.until) != trainable_phase:
-                trainable_phase = (head_only, cfg.freeze.until)
-                count = set_trainable(model, head_only=head_only, freeze_until=cfg.freeze.until)
-                log.info("epoch %d: %d trainable parameters%s", epoch, count, " (head only)" if head_only else "")
-                # DDP records which parameters need gradients when it is built: re-wrap on change.
-                net = torch.compile(model) if cfg.model.compile else model
-                if env.distributed:
-                    net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-            start = first_step if epoch == first_epoch else 0
-            train_set.set_epoch(epoch)
-            sampler.set_epoch(epoch, start=start * cfg.data.batch_size * cfg.train.accum_steps)
-            stats = train_one_epoch(
-                net, task, train_loader, optimizer, prepare, epoch=epoch, scheduler=scheduler,
-                scaler=scaler if scaler.is_enabled() else None, amp_dtype=amp_dtype,
-                accum_steps=cfg.train.accum_steps, clip_grad=cfg.train.clip_grad, ema=ema, seed=cfg.seed,
-                rank=env.rank, start_step=start, log_every=cfg.train.log_every,
-                log_fn=lambda m, e=epoch: logger.log(m, e * steps_per_epoch + int(m["epoch_step"])),
-                should_stop=lambda: preemption.should_stop(device),
-                progress=cfg.train.progress and env.is_main and sys.stderr.isatty())
-            epoch_loss_sum = stats["loss_sum"] + (partial_loss if epoch == first_epoch else 0.0)
-            if stats["stopped"]:
-                save(ckpt_dir / "last.pt", epoch, stats["steps"], epoch_loss_sum)
-                log.warning("SIGTERM: saved %s at epoch %d, step %d; continue with --resume",
-                            ckpt_dir / "last.pt", epoch, stats["steps"])
-                barrier()
-                logger.finish()
-                cleanup_distributed()
-                return 143  # 128 + SIGTERM, as if the signal had ended the process
-            epoch_loss = epoch_loss_sum / max(stats["steps"], 1)
-            record = {"train/epoch_loss": epoch_loss, "epoch": epoch}
-            improved = True
-            if "val" in eval_loaders:
-                val_metrics, _ = run_eval("val", ema.module if ema is not None else model)
-                flat = flatten(val_metrics)
-                if cfg.train.best_metric not in flat:
-                    raise ConfigError(f"train.best_metric '{cfg.train.best_metric}' is not a validation metric "
-                                      f"(e.g. {', '.join(k for k in flat if k.count('/') == 1)})")
-                value = flat[cfg.train.best_metric]
-                record |= {f"val/{k}": v for k, v in flat.items()}
-                better = (lambda a, b: a > b) if best["mode"] == "max" else (lambda a, b: a < b)
-                improved = best["value"] is None or (not math.isnan(value) and better(value, best["value"]))
-                if improved:
-                    best |= {"value": None if math.isnan(value) else value, "epoch": epoch, "bad_epochs": 0,
-                             "val": val_metrics}
-                else:
-                    best["bad_epochs"] += 1
-            else:
-                best |= {"epoch": epoch}
-            logger.log(record, (epoch + 1) * steps_per_epoch)
-            log.info("epoch %d: loss %.4f%s", epoch, epoch_loss,
-                     f", val {cfg.train.best_metric} {value:.4f} (best {best['value']} at epoch {best['epoch']})"
-                     if "val" in eval_loaders else "")
-            # best before last: a kill between the two then leaves a best.pt that the resumed
-            # run (from the previous last.pt) rewrites identically, never a missing one.
-            if improved:
-                save(ckpt_dir / "best.pt", epoch + 1, 0)
-            save(ckpt_dir / "last.pt", epoch + 1, 0)
-            barrier()
-            patience = cfg.train.early_stop_patience
-            if patience is not None and best["bad_epochs"] >= patience:
-                log.info("early stopping: no improvement of %s for %d epochs", cfg.train.best_metric, patience)
-                stopped_early = True
-                break
-    finally:
-        preemption.restore()
+    phase: list[Any] = [None, None]  # (head_only, freeze_until) of the net in phase[1]
 
-    return finish(best, steps_per_epoch, stopped_early)
+    def net_for_epoch(epoch: int):
+        head_only = epoch < cfg.freeze.head_only_epochs
+        if (head_only, cfg.freeze.until) != phase[0]:
+            phase[0] = (head_only, cfg.freeze.until)
+            count = set_trainable(model, head_only=head_only, freeze_until=cfg.freeze.until)
+            log.info("epoch %d: %d trainable parameters%s", epoch, count, " (head only)" if head_only else "")
+            # DDP records which parameters need gradients when it is built: re-wrap on change.
+            net = torch.compile(model) if cfg.model.compile else model
+            if env.distributed:
+                net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+            phase[1] = net
+        return phase[1]
+
+    result = fit(parts, cfg.train, seed=cfg.seed, env=env, device=device, ckpt_dir=ckpt_dir, logger=logger,
+                 best_mode=cfg.best_mode, evaluate_val=(lambda net: run_eval("val", net)[0])
+                 if "val" in eval_loaders else None, state=state,
+                 extra={"model_info": info, "config": config}, net_for_epoch=net_for_epoch)
+    if result["status"] != 0:
+        logger.finish()
+        cleanup_distributed()
+        return result["status"]
+    return finish(result["best"], steps_per_epoch, result["stopped_early"])
 
 
 def log_final(logger, name: str, metrics: dict, gathered: dict, meta, samples: int = 16,

@@ -126,17 +126,20 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return (images - mean) / std
 
 
-def batch_preparer(data_cfg: dict[str, Any], device: torch.device | str, keys: tuple[str, ...] = ("image",)):
-    """A ``prepare(batch)`` for the engine: tensors to ``device``, uint8 images normalised there."""
+def batch_preparer(data_cfg: dict[str, Any], device: torch.device | str, keys: tuple[str, ...] = ("image",),
+                   channels_last: bool = False):
+    """A ``prepare(batch)`` for the engine: tensors to ``device``, uint8 images normalised there
+    (and laid out NHWC when ``channels_last``, to match a model converted to it)."""
     import torch
 
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     mean = torch.tensor(data_cfg["mean"], dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std = torch.tensor(data_cfg["std"], dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     def prepare(batch: dict[str, Any]) -> dict[str, Any]:
         out = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
         for key in keys:
-            out[key] = normalize(out[key], mean, std)
+            out[key] = normalize(out[key], mean, std).contiguous(memory_format=layout)
         return out
 
     return prepare

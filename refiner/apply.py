@@ -67,7 +67,7 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
     from forensics.crops import write_png
     from forensics.data import read_crop
     from forensics.manifest import read_manifest, write_manifest
-    from forensics.train import resolve_device
+    from forensics.fit import resolve_device
     from refiner.data import resize
     from refiner.model import build_from_info, load_refiner_weights
     from refiner.task import ReconstructionTask

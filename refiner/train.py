@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -235,16 +234,15 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     """Run stage ``pretrain`` or ``finetune`` as configured; returns the exit status."""
     import numpy as np
     import torch
-    from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
-    from forensics.checkpoint import load_checkpoint, save_checkpoint
-    from forensics.config import config_diff, to_dict, write_run_info
+    from forensics.checkpoint import load_checkpoint
+    from forensics.config import to_dict, write_run_info
     from forensics.data import TrainSampler, check_not_empty
-    from forensics.distributed import barrier, cleanup_distributed, init_distributed
-    from forensics.engine import evaluate, train_one_epoch
+    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.engine import evaluate
+    from forensics.fit import Parts, build_optimizer, build_scheduler, eval_loader, fit, open_run, resolve_device
     from forensics.metrics import flatten
-    from forensics.train import Preemption, build_optimizer, build_scheduler, eval_loader, resolve_device
     from forensics.transforms import batch_preparer
     from forensics.wandb_log import RunLogger, write_json
     from refiner.model import Refiner, data_config, freeze, load_refiner_weights
@@ -262,18 +260,9 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     ckpt_dir = run_dir / "checkpoints"
     config = to_dict(cfg)
 
-    # ---- resume or start fresh: decide before any work ----
-    state = None
-    if resume:
-        state = load_checkpoint(ckpt_dir / "last.pt")
-        allowed = RESUME_MAY_CHANGE + ("grid_samples",)
-        changed = [k for k in config_diff(state["config"], config) if k not in allowed]
-        if changed and not force:
-            raise ConfigError(f"--resume: the config differs from the interrupted run's in "
-                              f"{', '.join(changed)}; restore those values or pass --force")
-    elif not eval_only and (ckpt_dir / "last.pt").exists():
-        raise ConfigError(f"output_dir {run_dir} already holds a run (checkpoints/last.pt): "
-                          "pass --resume to continue it, or choose another output_dir")
+    # Resume or start fresh: decided before any work.
+    state = open_run(ckpt_dir, config, resume=resume, force=force, eval_only=eval_only,
+                     may_change=RESUME_MAY_CHANGE + ("grid_samples",))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
@@ -340,110 +329,40 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     train_loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,
                               num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda", drop_last=True)
     steps_per_epoch = max(1, (len(sampler) // cfg.data.batch_size) // cfg.train.accum_steps)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg.train, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    first_epoch, first_step = 0, 0
-    best = {"name": cfg.train.best_metric, "mode": cfg.best_mode, "value": None, "epoch": None, "bad_epochs": 0,
-            "val": None}
+    optimizer = build_optimizer(model, cfg.train, cfg.freeze.groups)
+    parts = Parts(model, task, train_loader, train_set, sampler, prepare, optimizer,
+                  build_scheduler(optimizer, cfg.train, steps_per_epoch),
+                  torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), ema, amp_dtype,
+                  steps_per_epoch)
     report = {"stage": stage, "trainable_parameters": trainable}
     if state is not None:
         load_refiner_weights(model, state, str(ckpt_dir / "last.pt"), prefer_ema=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None and state.get("model_ema"):
-            ema.module.load_state_dict(state["model_ema"])
-            ema.n_averaged.fill_(state.get("ema_updates", 1))
-        first_epoch, first_step, best = state["epoch"], state["step"], state["metric"]
         report["val_at_start"] = state.get("val_at_start")
-        log.info("resuming from epoch %d, step %d", first_epoch, first_step)
     elif "val" in eval_loaders:
         # Where fine-tuning starts from: the input's distance to its target, and stage 1's.
         report["val_at_start"] = run_eval("val", model)
         logger.log({f"val/{k}": v for k, v in flatten(report["val_at_start"]).items()} | {"epoch": -1}, 0)
         if grids is not None:
             log_grid(model, task, grids, prepare, run_dir / "samples" / "start.png", logger, 0, "val/samples")
-
-    def save(path: Path, epoch: int, step: int) -> None:
-        if not env.is_main:
-            return
-        save_checkpoint({
-            "model": model.state_dict(), "model_ema": ema.module.state_dict() if ema is not None else None,
-            "ema_updates": int(ema.n_averaged) if ema is not None else 0,
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "epoch": epoch, "step": step, "global_step": epoch * steps_per_epoch + step, "metric": best,
-            "model_info": info, "config": config, "wandb_id": logger.wandb_id,
-            "val_at_start": report.get("val_at_start")}, path)
-
     log.info("refiner %s: %s; %d trainable parameters%s; on %s, %d process(es)", stage,
              ", ".join(f"{n} {len(d)}" for n, d in datasets.items()), trainable,
              f" (frozen: {', '.join(cfg.freeze.modules)})" if cfg.freeze.modules else "", device, env.world_size)
-    # DDP records which parameters need gradients when it is built: wrap after freezing.
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if env.distributed else model
-    preemption = Preemption()
-    stopped_early = False
-    try:
-        for epoch in range(first_epoch, cfg.train.epochs):
-            start = first_step if epoch == first_epoch else 0
-            train_set.set_epoch(epoch)
-            sampler.set_epoch(epoch, start=start * cfg.data.batch_size * cfg.train.accum_steps)
-            stats = train_one_epoch(
-                net, task, train_loader, optimizer, prepare, epoch=epoch, scheduler=scheduler,
-                scaler=scaler if scaler.is_enabled() else None, amp_dtype=amp_dtype,
-                accum_steps=cfg.train.accum_steps, clip_grad=cfg.train.clip_grad, ema=ema, seed=cfg.seed,
-                rank=env.rank, start_step=start, log_every=cfg.train.log_every,
-                log_fn=lambda m, e=epoch: logger.log(m, e * steps_per_epoch + int(m["epoch_step"])),
-                should_stop=lambda: preemption.should_stop(device),
-                progress=cfg.train.progress and env.is_main and sys.stderr.isatty())
-            if stats["stopped"]:
-                save(ckpt_dir / "last.pt", epoch, stats["steps"])
-                log.warning("SIGTERM: saved %s at epoch %d, step %d; continue with --resume",
-                            ckpt_dir / "last.pt", epoch, stats["steps"])
-                barrier()
-                logger.finish()
-                cleanup_distributed()
-                return 143  # 128 + SIGTERM, as if the signal had ended the process
-            step = (epoch + 1) * steps_per_epoch
-            record = {"train/epoch_loss": stats["loss"], "epoch": epoch}
-            improved, value = True, None
-            evaluated = ema.module if ema is not None else model
-            if "val" in eval_loaders:
-                val_metrics = run_eval("val", evaluated)
-                flat = flatten(val_metrics)
-                if cfg.train.best_metric not in flat:
-                    raise ConfigError(f"train.best_metric '{cfg.train.best_metric}' is not a validation metric "
-                                      f"(choose from {', '.join(k for k in flat if k.count('/') == 1)})")
-                value = flat[cfg.train.best_metric]
-                record |= {f"val/{k}": v for k, v in flat.items()}
-                better = (lambda a, b: a > b) if best["mode"] == "max" else (lambda a, b: a < b)
-                improved = best["value"] is None or (not math.isnan(value) and better(value, best["value"]))
-                if improved:
-                    best |= {"value": None if math.isnan(value) else value, "epoch": epoch, "bad_epochs": 0,
-                             "val": val_metrics}
-                else:
-                    best["bad_epochs"] += 1
-            else:
-                best |= {"epoch": epoch}
-            logger.log(record, step)
-            if grids is not None:
-                log_grid(evaluated, task, grids, prepare, run_dir / "samples" / f"epoch_{epoch:03d}.png", logger,
-                         step, "val/samples")
-            log.info("epoch %d: loss %.4f%s", epoch, stats["loss"],
-                     f", val {cfg.train.best_metric} {value:.4f} (best {best['value']:.4f} at epoch {best['epoch']})"
-                     if value is not None and best["value"] is not None else "")
-            save(ckpt_dir / "last.pt", epoch + 1, 0)
-            if improved:
-                save(ckpt_dir / "best.pt", epoch + 1, 0)
-            barrier()
-            patience = cfg.train.early_stop_patience
-            if patience is not None and best["bad_epochs"] >= patience:
-                log.info("early stopping: no improvement of %s for %d epochs", cfg.train.best_metric, patience)
-                stopped_early = True
-                break
-    finally:
-        preemption.restore()
+
+    def after_epoch(epoch: int, evaluated, step: int) -> None:
+        if grids is not None:
+            log_grid(evaluated, task, grids, prepare, run_dir / "samples" / f"epoch_{epoch:03d}.png", logger,
+                     step, "val/samples")
+
+    result = fit(parts, cfg.train, seed=cfg.seed, env=env, device=device, ckpt_dir=ckpt_dir, logger=logger,
+                 best_mode=cfg.best_mode, evaluate_val=(lambda net: run_eval("val", net))
+                 if "val" in eval_loaders else None, state=state,
+                 extra={"model_info": info, "config": config, "val_at_start": report.get("val_at_start")},
+                 after_epoch=after_epoch)
+    if result["status"] != 0:
+        logger.finish()
+        cleanup_distributed()
+        return result["status"]
+    best, stopped_early = result["best"], result["stopped_early"]
 
     # ---- test the checkpoint chosen on val, once ----
     report |= {"best": {k: best[k] for k in ("name", "mode", "value", "epoch")},
