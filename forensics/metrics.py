@@ -119,19 +119,22 @@ def video_scores(frames: pd.DataFrame, strategy: str = "mean") -> pd.DataFrame:
 def _breakdown(frames: pd.DataFrame, videos: pd.DataFrame, column: str) -> dict[str, Any]:
     out = {}
     for value in sorted(frames[column].unique()):
-        out[str(value)] = {"frame": binary_metrics(frames.loc[frames[column] == value, "label"],
-                                                   frames.loc[frames[column] == value, "score"]),
-                           "video": binary_metrics(videos.loc[videos[column] == value, "label"],
-                                                   videos.loc[videos[column] == value, "score"])}
+        f_sel, v_sel = frames[column] == value, videos[column] == value
+        if column == "method" and (frames.loc[f_sel, "label"] == 1).all():
+            # A manipulation is scored against all the split's reals, as FaceForensics++
+            # reports each method: its AUC is defined and its fake_acc is the share caught.
+            f_sel, v_sel = f_sel | (frames["label"] == 0), v_sel | (videos["label"] == 0)
+        out[str(value)] = {"frame": binary_metrics(frames.loc[f_sel, "label"], frames.loc[f_sel, "score"]),
+                           "video": binary_metrics(videos.loc[v_sel, "label"], videos.loc[v_sel, "score"])}
     return out
 
 
 def detection_report(frames: pd.DataFrame, strategy: str = "mean") -> dict[str, Any]:
     """Frame- and video-level metrics, overall, per method and per compression.
 
-    Per method, the reals' entry (``original``) measures how many reals pass as real and each
-    manipulation's entry how many of its fakes are caught (``acc``); AUC needs both classes,
-    so it is ``None`` there: the overall AUC is the one to compare.
+    Per method, the reals' entry (``original``) holds the reals alone (``real_acc``: how many
+    pass as real; AUC undefined) and each manipulation's entry holds its fakes against all
+    the split's reals (``fake_acc``: how many are caught; ``auc``: that method vs the reals).
 
     Args:
         frames: one row per crop with ``video_key``, ``label``, ``method``, ``compression``,

@@ -187,11 +187,14 @@ class RunLogger:
         if self.run is not None:
             import wandb
 
-            rows = [[method, entry["frame"]["n"], entry["frame"]["acc"], entry["video"]["n"], entry["video"]["acc"]]
+            # acc: the share of the method's videos called right (fakes caught, reals passed);
+            # auc: the method's fakes against the split's reals.
+            rows = [[method, *(entry[level][key] for level in ("frame", "video")
+                               for key in ("real_acc" if method == "original" else "fake_acc", "auc"))]
                     for method, entry in report["per_method"].items()]
             payload: dict[str, Any] = {
-                f"{prefix}/per_method": wandb.Table(columns=["method", "frames", "frame_acc", "videos", "video_acc"],
-                                                    data=rows),
+                f"{prefix}/per_method": wandb.Table(
+                    columns=["method", "frame_acc", "frame_auc", "video_acc", "video_auc"], data=rows),
                 f"{prefix}/roc_png": wandb.Image(files["roc"]),
             }
             if len(np.unique(labels)) == 2:

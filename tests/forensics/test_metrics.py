@@ -76,9 +76,12 @@ def test_detection_report_per_method_and_compression():
     report = detection_report(frames_table())
     assert report["frame"]["n"] == 16 and report["video"]["n"] == 4
     assert report["video"]["auc"] == pytest.approx(1.0)  # video means: reals 0.325, 0.25; fakes 0.65, 0.65
-    assert report["per_method"]["original"]["video"]["acc"] == 1.0
-    assert report["per_method"]["FaceSwap"]["frame"]["acc"] == pytest.approx(0.75)
-    assert report["per_method"]["FaceSwap"]["video"]["auc"] is None  # one class: undefined
+    original, faceswap = report["per_method"]["original"], report["per_method"]["FaceSwap"]
+    assert original["video"]["real_acc"] == 1.0 and original["video"]["auc"] is None  # reals alone
+    # A method's fakes against all the reals: its share caught and its own AUC.
+    assert faceswap["frame"]["fake_acc"] == pytest.approx(0.75)
+    assert faceswap["frame"]["n_real"] == report["per_method"]["original"]["frame"]["n"]
+    assert faceswap["video"]["auc"] == pytest.approx(1.0)
     assert set(report["per_compression"]) == {"c23", "c40"}
     assert report["per_compression"]["c40"]["video"]["n"] == 2
 

@@ -80,4 +80,4 @@ def test_evaluate_scores_refined_fakes_like_any_method(refiner_manifest, refined
     assert status == 0
     report = json.loads((out / "report.json").read_text())["test"]
     assert set(report["per_method"]) == {"original", "SelfBlend", "SelfBlend-refined"}
-    assert report["per_method"]["SelfBlend-refined"]["frame"]["n"] == 16
+    assert report["per_method"]["SelfBlend-refined"]["frame"]["n_fake"] == 16
