@@ -53,7 +53,7 @@ __all__ = ["METHODS", "SynthConfig", "make_dataset", "split_pairs", "read_marker
 MARKER = "synth.json"
 _GENERATOR = "forensics synth"
 #: Bumped whenever the generated pixels change, so an older output is never resumed into.
-REVISION = 2
+REVISION = 3
 # What make_dataset writes, hence what --overwrite may delete (and nothing else).
 _OWNED = ("original_sequences", "manipulated_sequences", "splits", MARKER)
 #: Manipulation methods, as the folder names of ``manipulated_sequences/`` (implemented in

@@ -93,7 +93,7 @@ def face_swap(target: Identity, source: Identity, rng: np.random.Generator) -> F
     strength = rng.uniform(0.6, 0.9)
     src = np.clip(strength * matched + (1 - strength) * src, 0, 255)
     # A swapped face comes out of its renderer at a lower resolution than the video.
-    return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.3, 0.5))
+    return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.15, 0.3))
 
 
 def self_blend(target: Identity, rng: np.random.Generator) -> Fake:
@@ -118,7 +118,7 @@ def self_blend(target: Identity, rng: np.random.Generator) -> Fake:
     src = cv2.warpAffine(np.clip(src, 0, 255).astype(np.float32), warp, (PATCH_W, PATCH_H),
                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = _random_mask(rng, (0.9, 1.15)) * rng.uniform(0.7, 1.0)
-    return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.35, 0.55))
+    return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.2, 0.35))
 
 
 def manipulate(method: str, target: Identity, source: Identity,

@@ -36,6 +36,8 @@ BACKGROUNDS = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camer
 #: A soft mask above this value counts as manipulated in the binary mask videos.
 MASK_THRESHOLD = 0.1
 # Pixels of slack around the frame in the noise bank, so that per-frame noise is a shifted view.
+NOISE_SIGMA = (4.0, 7.0)  # grain strength (grey levels), drawn per video
+NOISE_GRAIN = 0.8  # its correlation length (Gaussian sigma, pixels)
 _NOISE_PAD = 32
 # The canvas is this much larger than the frame, room for the camera to pan and zoom out.
 _CANVAS = 1.3
@@ -172,8 +174,12 @@ def plan_scene(identity: Identity, width: int, height: int, num_frames: int, fps
     gain = cast[None, :] * (1 + 0.08 * smooth_curve(rng, n, fps))[:, None]
     ramp = rng.uniform(-0.15, 0.15) + 0.1 * smooth_curve(rng, n, fps)
 
-    sigma = rng.uniform(1.0, 3.0)
-    noise = rng.normal(0.5, sigma, (height + _NOISE_PAD, width + _NOISE_PAD, 3)).astype(np.float32)
+    # Sensor noise after demosaicing is correlated over a pixel or two: grain that survives
+    # H.264 at c23, where independent per-pixel noise of the same strength is wiped out.
+    sigma = rng.uniform(NOISE_SIGMA[0], NOISE_SIGMA[1])
+    white = rng.normal(0.0, 1.0, (height + _NOISE_PAD, width + _NOISE_PAD, 3)).astype(np.float32)
+    grain = cv2.GaussianBlur(white, (0, 0), NOISE_GRAIN)
+    noise = 0.5 + grain * (sigma / grain.std())
     noise_offset = rng.integers(0, _NOISE_PAD + 1, (n, 2))
     return Scene(width, height, canvas, camera.astype(np.float32), face.astype(np.float32),
                  gain.astype(np.float32), ramp.astype(np.float32), noise, noise_offset)
