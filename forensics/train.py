@@ -38,7 +38,7 @@ from forensics.wandb_log import WandbConfig
 
 log = logging.getLogger(__name__)
 
-HELP = "train a detector on face crops (CPU, one GPU, or torchrun)"
+HELP = "train a detector on face crops, or a facial keypoint regressor (CPU, one GPU, or torchrun)"
 
 #: Metrics where lower is better (``train.best_mode`` defaults from this).
 LOWER_IS_BETTER = ("eer", "log_loss", "loss", "mse", "rmse")

@@ -74,8 +74,10 @@ class KeypointTransform:
         if augment is not None:
             a = augment
             if a.affine_p > 0:
+                # Bilinear whatever the model's resize uses: torchvision's affine warp of a
+                # tensor has no bicubic mode (timm's configs ask for bicubic).
                 affine = v2.RandomAffine(degrees=a.degrees, translate=(a.translate, a.translate),
-                                         scale=tuple(a.scale), interpolation=self.interpolation)
+                                         scale=tuple(a.scale), interpolation=v2.InterpolationMode.BILINEAR)
                 steps.append(affine if a.affine_p >= 1 else v2.RandomApply([affine], p=a.affine_p))
             if a.color_p > 0:
                 color = v2.ColorJitter(brightness=a.brightness, contrast=a.contrast)

@@ -91,3 +91,10 @@ def test_augmentation_is_seeded_by_epoch_and_index():
     assert torch.equal(first, dataset[0]["target"])  # the same draw, whoever loads it
     dataset.set_epoch(1)
     assert not torch.equal(first, dataset[0]["target"])
+
+
+def test_timm_bicubic_models_get_the_full_augmentation():
+    cfg = {"input_size": [1, 96, 96], "interpolation": "bicubic"}  # resnet18's data config
+    transform = KeypointTransform(cfg, FIVE_KEYPOINTS, KeypointAugmentConfig(affine_p=1.0, hflip_p=1.0, color_p=1.0))
+    image, points = transform(torch.zeros(3, 128, 128, dtype=torch.uint8), torch.full((5, 2), 64.0))
+    assert image.shape == (1, 96, 96) and points.shape == (5, 2) and torch.isfinite(points).all()
