@@ -426,7 +426,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         # the same data, evaluation, checkpoints and report as a network, no training loop.
         # So is the keypoints floor (dummy): it keeps the first training sample's keypoints.
         if cfg.task == "keypoints":
-            keypoint_data.fit_floor(model, task)
+            keypoint_data.fit_floor(model)
             best = {"name": cfg.train.best_metric, "mode": cfg.best_mode, "value": None, "epoch": 0,
                     "bad_epochs": 0, "val": None}
         else:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from forensics.errors import ForensicsError
 from forensics.keypoints.config import KeypointConfig
 from forensics.keypoints.table import KeypointTable, clean_table, names_from_columns, parse_coordinates
 from forensics.keypoints.transforms import KeypointAugmentConfig
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +126,16 @@ class KeypointData:
 
         return KeypointDataset(self.tables[split], KeypointTransform(data_cfg, self.names, augment), seed)
 
-    def datasets(self, data_cfg: dict[str, Any], augment: KeypointAugmentConfig, seed: int):
+    def datasets(self, data_cfg: dict[str, Any], augment: KeypointAugmentConfig,
+                 seed: int) -> tuple[KeypointDataset, dict[str, KeypointDataset]]:
         """``(train set with augmentation, {"val": ..., "test": ...})`` for ``forensics train``."""
         evals = {name: self.dataset(name, data_cfg) for name in ("val", "test") if name in self.tables}
         return self.dataset("train", data_cfg, augment, seed), evals
 
-    def fit_floor(self, model, task) -> None:
-        """Fit a model that is fitted, not trained (the ``dummy``) on the first training sample."""
+    def fit_floor(self, model: nn.Module) -> None:
+        """Fit a model that is fitted, not trained (the ``dummy``): ``model.fit`` gets the first
+        training sample's keypoints in the task's normalised output units
+        (:func:`forensics.keypoints.task.to_unit`)."""
         import torch
 
         from forensics.keypoints.task import to_unit
@@ -187,7 +193,7 @@ class KeypointDataset:
     whichever worker or rank loads it, and a resumed run repeats an uninterrupted one.
     """
 
-    def __init__(self, table: KeypointTable, transform, seed: int = 0) -> None:
+    def __init__(self, table: KeypointTable, transform: Callable, seed: int = 0) -> None:
         self.table = table
         self.transform = transform
         self.seed = seed

@@ -11,11 +11,15 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forensics.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from forensics.keypoints.data import KeypointDataset
+    from forensics.wandb_log import RunLogger
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,8 @@ def save_keypoint_grid(images: Sequence[np.ndarray], true: Sequence[np.ndarray],
     return path
 
 
-def log_keypoint_evaluation(logger, name: str, metrics: dict[str, Any], gathered: dict[str, np.ndarray],
-                            dataset, samples: int = 16, step: int | None = None) -> dict[str, str]:
+def log_keypoint_evaluation(logger: RunLogger, name: str, metrics: dict[str, Any], gathered: dict[str, np.ndarray],
+                            dataset: KeypointDataset, samples: int = 16, step: int | None = None) -> dict[str, str]:
     """A final evaluation of the keypoints task: metrics to ``metrics.jsonl``/W&B, the face grid as PNG and image.
 
     Args:

@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from forensics.errors import ForensicsError
 from forensics.keypoints.table import FIVE_KEYPOINTS
+
+if TYPE_CHECKING:
+    from forensics.faces import FaceDetector
+    from forensics.synth.faces import Identity
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ _FROM_MTCNN = [1, 0, 2, 4, 3]
 FILE_NAME = "keypoints.csv"
 
 
-def identity_landmarks(identities, detector=None) -> list[np.ndarray | None]:
+def identity_landmarks(identities: Sequence[Identity], detector: FaceDetector | None = None
+                       ) -> list[np.ndarray | None]:
     """The five landmarks (``5 x 2``, :data:`FIVE_KEYPOINTS` order) of each identity's patch, or ``None`` where MTCNN finds no face."""
     from forensics.faces import FaceDetector, box_iou
     from forensics.synth.faces import FACE_BOX
@@ -64,7 +71,8 @@ def identity_splits(n: int) -> list[str]:
     return ["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test
 
 
-def render_face(identity, landmarks: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def render_face(identity: Identity, landmarks: np.ndarray, size: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One ``size x size`` uint8 grayscale face and its ``5 x 2`` keypoints.
 
     The face box (brows to chin) is 60-85 % of the side, rotated by up to 15 degrees and
@@ -97,7 +105,7 @@ def render_face(identity, landmarks: np.ndarray, size: int, rng: np.random.Gener
 
 
 def render_keypoint_faces(count: int, identities: int = 24, size: int = 96, seed: int = 0,
-                          detector=None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+                          detector: FaceDetector | None = None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """``count`` faces of ``identities`` people, round robin.
 
     Returns:

@@ -48,7 +48,7 @@ def test_dummy_scores_its_first_sample_very_high_and_the_others_poorly(keypoint_
     task = create_task("keypoints", data.names)
     model = create_model("dummy", num_classes=task.num_outputs, in_chans=1, task="keypoints")
     assert not any(p.requires_grad for p in model.parameters())
-    data.fit_floor(model, task)
+    data.fit_floor(model)
     cfg = data_config(model, 96)
     train = data.dataset("train", cfg)
     prepare = batch_preparer(cfg, "cpu")
