@@ -7,7 +7,7 @@ stops at creation with one line, never as a shape error deep inside the network:
 * ``pretrained=True`` is refused: none of these baselines has published PyTorch weights
   (MesoNet's Keras ``.h5`` files are not converted; the other four were never released), and
   silently training from scratch under a flag that says "pretrained" would mislead.
-* ``task`` (``binary``, ``multiclass`` or ``multilabel``, the names of
+* ``task`` (``binary``, ``multiclass``, ``multilabel`` or ``keypoints``, the names of
   :mod:`forensics.tasks`) is checked against what the architecture supports.
 
 :func:`default_cfg` builds the model's default config the way timm's ``pretrained_cfg``
@@ -24,7 +24,7 @@ from forensics.errors import ForensicsError
 
 #: The task names of :data:`forensics.tasks.TASKS`, repeated here so that registering the
 #: baselines does not import the training stack (pandas, metrics) (a test keeps them equal).
-TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel")
+TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "keypoints")
 
 #: Mean/std that feed a network pixel values in 0..255, as hand-crafted residual filters
 #: and steganalysis features expect (``ToTensor`` gives 0..1; ``(x - 0) / (1/255)``).

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "predict": "forensics.predict",
     "refiner": "refiner.cli",
     "demo": "forensics.demo",
+    "keypoints-synth": "forensics.keypoints.cli",
 }
 
 

@@ -6,7 +6,8 @@ manifest's test split by default, or another dataset's manifest for cross-datase
 evaluation. Writes into ``--out`` (default ``RUN/eval/<split>``): ``report.json``
 (frame/video metrics, per method, per compression), ``roc_<split>.png``,
 ``samples_<split>.png``, ``predictions.csv`` (one score per crop) and a W&B run. Runs under
-torchrun too; scores are gathered from every rank before any metric is computed.
+torchrun too; scores are gathered from every rank before any metric is computed. A keypoints
+checkpoint is scored by :mod:`forensics.keypoints.evaluate` (MSE and score per face).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def run(args) -> int:
     info, config = state.get("model_info"), state.get("config") or {}
     if not info:
         raise ForensicsError(f"{args.checkpoint}: no model_info: not written by forensics train")
+    if info.get("task") == "keypoints":
+        from forensics.keypoints.evaluate import run_keypoints
+
+        return run_keypoints(args, state)
     env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     if not env.is_main:
         logging.getLogger().setLevel(logging.WARNING)

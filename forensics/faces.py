@@ -27,6 +27,12 @@ sees, and one box in ten moved by more than IoU 0.9 from facenet-pytorch's, so t
 used. On 640x480 frames this cascade is 3-4x faster than facenet-pytorch's ``MTCNN()`` per
 frame on one CPU thread (``benchmarks/preprocess.py``).
 
+MTCNN's last stage (O-Net) also places five facial landmarks: both eye centres, the nose tip
+and both mouth corners, in facenet-pytorch's order (image-left eye, image-right eye, nose,
+image-left mouth corner, image-right mouth corner). ``detect(frames, landmarks=True)`` returns
+them beside each box, computed with facenet-pytorch's arithmetic; the boxes are the same
+either way.
+
 One face per video is the *subject* (:func:`track_faces`): detections are linked across the
 sampled frames into tracks by box position and size, and the track with the largest total
 ``area x score`` wins. A person crossing the scene for a few frames therefore never replaces
@@ -53,6 +59,8 @@ THRESHOLDS = (0.6, 0.7, 0.7)
 MIN_SCORE = 0.9
 #: MTCNN's pyramid: first level ``12 / 20`` (20-pixel faces), each level ``FACTOR`` smaller.
 TOP_SCALE, FACTOR = 0.6, 0.709
+#: O-Net's five landmarks, in the order ``detect(..., landmarks=True)`` returns them.
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # image left/right
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float | None = None,
@@ -84,6 +92,7 @@ class FaceDetector:
         detector = FaceDetector(device="cpu")
         per_frame = detector.detect([frame0, frame1])   # list of (n_i, 5) arrays
         x0, y0, x1, y1, score = per_frame[0][0]          # largest face first
+        with_points = detector.detect([frame0], landmarks=True)[0]  # (n, 15): box, score, 5 x (x, y)
     """
 
     def __init__(self, device: str = "cpu", min_face_size: float | None = None,
@@ -112,15 +121,22 @@ class FaceDetector:
         self._pnet, self._rnet, self._onet = (net.to(memory_format=self._layout)
                                               for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet))
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def detect(self, frames: Sequence[np.ndarray], landmarks: bool = False) -> list[np.ndarray]:
         """Detect faces in RGB uint8 frames (all of one size).
+
+        Args:
+            frames: RGB uint8 ``H x W x 3`` arrays of one size.
+            landmarks: also return O-Net's five landmarks of each face.
 
         Returns:
             One ``(n, 5)`` float array per frame: ``x0, y0, x1, y1, score`` in the frame's own
-            pixels, largest face first; ``(0, 5)`` when no face is found.
+            pixels, largest face first; ``(0, 5)`` when no face is found. With ``landmarks``,
+            ``(n, 15)``: then ``x, y`` of the image-left eye, image-right eye, nose, image-left
+            and image-right mouth corners (:data:`LANDMARKS`).
         """
         import torch
 
+        columns = 15 if landmarks else 5
         if len(frames) == 0:
             return []
         h, w = frames[0].shape[:2]
@@ -131,14 +147,15 @@ class FaceDetector:
             for start in range(0, len(frames), step):
                 for dets in self._cascade(frames[start:start + step]):
                     dets = dets[dets[:, 4] >= self.min_score]
-                    out.append(dets[np.argsort(-box_area(dets), kind="stable")])
+                    out.append(dets[np.argsort(-box_area(dets), kind="stable"), :columns])
         return out
 
     def _cascade(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """MTCNN's three stages on frames of one size.
 
         Follows ``facenet_pytorch.models.utils.detect_face`` step for step (same thresholds,
-        regressions and non-maximum suppressions). What differs: which pyramid levels run,
+        regressions and non-maximum suppressions), landmarks included: each returned row is
+        ``x0, y0, x1, y1, score`` and 5 landmark ``x, y`` pairs. What differs: which pyramid levels run,
         the networks' memory layout, and how images are resampled. facenet-pytorch resamples
         every pyramid level and every candidate crop with ``interpolate(mode="area")``, i.e.
         means over pixel bins, reading the full frame each time; we take the same bin means
@@ -163,7 +180,7 @@ class FaceDetector:
             boxes.append(found[pick])
             image_inds.append(inds[pick])
         if not boxes:
-            return [np.zeros((0, 5)) for _ in range(n)]
+            return [np.zeros((0, 15)) for _ in range(n)]
         boxes, image_inds = torch.cat(boxes), torch.cat(image_inds)
         pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
         boxes, image_inds = boxes[pick], image_inds[pick]
@@ -182,13 +199,22 @@ class FaceDetector:
             pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
             boxes, image_inds = rerec(bbreg(boxes[pick], reg[pick])), image_inds[pick]
             boxes, image_inds = _inside(boxes, image_inds, h, w)
+        points = torch.full((len(boxes), 10), float("nan"), device=boxes.device)
         if len(boxes):  # O-Net
-            reg, _, probs = self._onet(self._crops(integral, boxes, image_inds, 48))
+            reg, points, probs = self._onet(self._crops(integral, boxes, image_inds, 48))
             keep = probs[:, 1] > t3
-            boxes = bbreg(torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1), reg[keep])
+            boxes, points = boxes[keep, :4], points[keep]
+            # Landmarks are fractions of the box O-Net was given (before its regression),
+            # 1-based like the boxes: facenet-pytorch's arithmetic.
+            w_i, h_i = boxes[:, 2:3] - boxes[:, 0:1] + 1, boxes[:, 3:4] - boxes[:, 1:2] + 1
+            xs = w_i * points[:, :5] + boxes[:, 0:1] - 1
+            ys = h_i * points[:, 5:] + boxes[:, 1:2] - 1
+            points = torch.stack([xs, ys], dim=2).reshape(-1, 10)
+            boxes = bbreg(torch.cat([boxes, probs[keep, 1:2]], dim=1), reg[keep])
             image_inds = image_inds[keep]
             pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
-            boxes, image_inds = boxes[pick], image_inds[pick]
+            boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
+        boxes = torch.cat([boxes[:, :5], points], dim=1)
         boxes, image_inds = boxes.cpu().numpy().astype(float), image_inds.cpu().numpy()
         return [boxes[image_inds == i] for i in range(n)]
 

@@ -9,7 +9,8 @@ overrides a model's own default.
 ``forensics`` never imports the packages that register models (``baselines``, ``refiner``):
 they announce themselves through the ``forensics.models`` entry-point group in
 ``pyproject.toml``, loaded the first time a name is looked up. A third-party package can
-register detectors the same way.
+register detectors the same way. Models that are part of ``forensics`` itself
+(:data:`BUILTIN`: the keypoint models) are imported at that moment too, without an entry point.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 ModelFn = Callable[..., nn.Module]
 _REGISTRY: dict[str, ModelFn] = {}
 _PLUGINS_LOADED = False
+#: Modules of ``forensics`` that register models, imported with the plugins.
+BUILTIN = ("forensics.keypoints.models",)
 
 
 def register_model(fn: ModelFn | None = None, *, name: str | None = None) -> Any:
@@ -55,6 +58,8 @@ def _load_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
+    for module in BUILTIN:
+        importlib.import_module(module)
     for entry in entry_points(group="forensics.models"):
         try:
             importlib.import_module(entry.value)

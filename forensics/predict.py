@@ -78,6 +78,8 @@ class Predictor:
         info = state.get("model_info")
         if not info:
             raise ForensicsError(f"{checkpoint}: no model_info: not written by forensics train")
+        if info.get("task") == "keypoints":
+            raise ForensicsError(f"{checkpoint}: a keypoints model, not a detector: score it with forensics evaluate")
         self.model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
                                   drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
         load_weights(self.model, state, str(checkpoint))

@@ -17,6 +17,8 @@ refiner and keypoint tasks plug in by implementing the same three methods.
 * ``multilabel``: one sigmoid per manipulation method (several may be present in one face;
   a ``methods`` column with ``|``-separated names says which, else ``method``); a real has
   none. The fake probability is the largest of them.
+* ``keypoints``: regression of K facial keypoints (``classes`` are their names), masked MSE;
+  see :mod:`forensics.keypoints.task`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from forensics.errors import ForensicsError
 from forensics.manifest import REAL_METHOD
 from forensics.metrics import detection_report, multiclass_metrics, multilabel_metrics
 
-TASKS = ("binary", "multiclass", "multilabel")
+TASKS = ("binary", "multiclass", "multilabel", "keypoints")
 
 
 class Task(Protocol):
@@ -193,13 +195,18 @@ def default_classes(kind: str, methods: Sequence[str]) -> list[str]:
 
 
 def create_task(kind: str, classes: Sequence[str] | None = None, video_strategy: str = "mean"):
-    """Build the ``binary``, ``multiclass`` or ``multilabel`` detector task."""
+    """Build the ``binary``, ``multiclass`` or ``multilabel`` detector task, or ``keypoints``
+    (``classes``: the keypoint names)."""
     if kind == "binary":
         return BinaryTask(video_strategy=video_strategy)
     if kind not in TASKS:
         raise ForensicsError(f"unknown task '{kind}' (choose from {', '.join(TASKS)})")
     if not classes:
         raise ForensicsError(f"task '{kind}' needs its class names")
+    if kind == "keypoints":
+        from forensics.keypoints.task import KeypointTask
+
+        return KeypointTask(list(classes))
     if kind == "multiclass":
         if classes[0] != REAL_METHOD:
             raise ForensicsError(f"multiclass: the first class must be '{REAL_METHOD}', got {list(classes)}")

@@ -1,5 +1,9 @@
 """``forensics train CONFIG [key=value ...]``: train a detector on face crops, on CPU, one GPU or many.
 
+The same command trains the facial keypoint regressor (``task: keypoints``, see
+:mod:`forensics.keypoints` and ``docs/keypoints.md``): only its data set-up and final figures
+differ, in the branches marked ``keypoints`` below.
+
 The same command runs everywhere::
 
     forensics train configs/demo.yaml data.manifest=data/crops/manifest.csv output_dir=runs/demo
@@ -28,15 +32,18 @@ from typing import Any
 from omegaconf import MISSING
 
 from forensics.errors import ConfigError
+from forensics.keypoints.config import KeypointConfig
 from forensics.transforms import AugmentConfig
 from forensics.wandb_log import WandbConfig
 
 log = logging.getLogger(__name__)
 
-HELP = "train a detector on face crops (CPU, one GPU, or torchrun)"
+HELP = "train a detector on face crops, or a facial keypoint regressor (CPU, one GPU, or torchrun)"
 
 #: Metrics where lower is better (``train.best_mode`` defaults from this).
-LOWER_IS_BETTER = ("eer", "log_loss", "loss")
+LOWER_IS_BETTER = ("eer", "log_loss", "loss", "mse", "rmse")
+#: Top-level metrics of the keypoints task (``train.best_metric`` must be one of them).
+KEYPOINT_METRICS = ("mse", "rmse", "score", "per_keypoint")
 #: Keys a resumed run may change: they don't change what is computed.
 RESUME_MAY_CHANGE = ("data.num_workers", "data.eval_batch_size", "train.log_every", "train.progress",
                      "wandb.mode", "wandb.tags", "wandb.log_checkpoint")
@@ -117,7 +124,7 @@ class LoopConfig:
 @dataclass
 class TrainConfig:
     output_dir: str = MISSING
-    task: str = "binary"  # binary | multiclass | multilabel
+    task: str = "binary"  # binary | multiclass | multilabel | keypoints
     classes: list[str] | None = None  # multiclass/multilabel; default: methods in the train split
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -126,6 +133,7 @@ class TrainConfig:
     train: LoopConfig = field(default_factory=LoopConfig)
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    keypoints: KeypointConfig = field(default_factory=KeypointConfig)  # task: keypoints only
 
     def validate(self) -> None:
         from forensics.data import BALANCE
@@ -152,6 +160,13 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be positive, got {self.train.lr}")
         self.data.augment.validate()
         self.wandb.validate()
+        if self.task == "keypoints":
+            self.keypoints.validate()
+            if self.data.balance == "sampler":
+                raise ConfigError("data.balance=sampler draws classes: the keypoints task has none")
+            if self.train.best_metric.split("/")[0] not in KEYPOINT_METRICS:
+                raise ConfigError(f"train.best_metric '{self.train.best_metric}' is not a keypoints metric: "
+                                  f"use one of {', '.join(KEYPOINT_METRICS[:3])} (e.g. train.best_metric=mse)")
 
     @property
     def best_mode(self) -> str:
@@ -292,10 +307,18 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     # ---- data ----
     filters = dict(datasets=cfg.data.datasets, methods=cfg.data.methods, compressions=cfg.data.compressions,
                    check_files=cfg.data.check_files)
-    train_frames = load_frames(cfg.data.manifest, cfg.data.train_split, **filters)
-    classes = cfg.classes or default_classes(cfg.task, train_frames["method"])
-    task = create_task(cfg.task, classes, cfg.train.video_strategy)
-    train_targets = task.encode(train_frames)
+    if cfg.task == "keypoints":
+        from forensics.keypoints.data import load_keypoint_data
+
+        keypoint_data = load_keypoint_data(
+            cfg.data.manifest, cfg.keypoints, {"train": cfg.data.train_split, "val": cfg.data.val_split,
+                                               "test": cfg.data.test_split}, **filters)
+        task = create_task(cfg.task, keypoint_data.names)
+    else:
+        train_frames = load_frames(cfg.data.manifest, cfg.data.train_split, **filters)
+        classes = cfg.classes or default_classes(cfg.task, train_frames["method"])
+        task = create_task(cfg.task, classes, cfg.train.video_strategy)
+        train_targets = task.encode(train_frames)
     model = create_model(cfg.model.name, num_classes=task.num_outputs, pretrained=cfg.model.pretrained,
                          pretrained_file=cfg.model.pretrained_file, in_chans=cfg.model.in_chans,
                          drop_rate=cfg.model.drop_rate, **registered_kwargs(cfg.model.name, cfg.task,
@@ -306,17 +329,23 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         initial = load_checkpoint(cfg.model.checkpoint)
         check_compatible(initial, info, cfg.model.checkpoint)
         load_weights(model, initial, cfg.model.checkpoint)
-    crop_size = crop_size_on_disk(train_frames)
-    train_set = CropDataset(train_frames, train_targets, build_transform(data_cfg, cfg.data.augment, crop_size),
-                            cfg.data.frames_per_video, resample=True, seed=cfg.seed)
-    if cfg.data.balance == "loss_weight":
-        task.fit_weights(train_set.targets[train_set.rows])
-    eval_transform = build_transform(data_cfg, None, crop_size)
-    eval_sets = {}
-    for name, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
-        if split:
-            frames = load_frames(cfg.data.manifest, split, **filters)
-            eval_sets[name] = CropDataset(frames, task.encode(frames), eval_transform, cfg.data.eval_frames_per_video)
+    if cfg.task == "keypoints":
+        train_set, eval_sets = keypoint_data.datasets(data_cfg, cfg.keypoints.augment, cfg.seed)
+        train_rows = len(train_set)
+    else:
+        crop_size = crop_size_on_disk(train_frames)
+        train_set = CropDataset(train_frames, train_targets, build_transform(data_cfg, cfg.data.augment, crop_size),
+                                cfg.data.frames_per_video, resample=True, seed=cfg.seed)
+        if cfg.data.balance == "loss_weight":
+            task.fit_weights(train_set.targets[train_set.rows])
+        eval_transform = build_transform(data_cfg, None, crop_size)
+        eval_sets = {}
+        for name, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
+            if split:
+                frames = load_frames(cfg.data.manifest, split, **filters)
+                eval_sets[name] = CropDataset(frames, task.encode(frames), eval_transform,
+                                              cfg.data.eval_frames_per_video)
+        train_rows = len(train_frames)
     eval_batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
     eval_loaders = {name: eval_loader(ds, eval_batch, cfg.data.num_workers, env, device)
                     for name, ds in eval_sets.items()}
@@ -344,6 +373,14 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         return evaluate(net, task, eval_loaders[name], prepare, amp_dtype=amp_dtype,
                         progress=cfg.train.progress and env.is_main and sys.stderr.isatty())
 
+    def log_split(name: str, metrics: dict, gathered: dict, step: int | None = None) -> None:
+        if cfg.task == "keypoints":
+            from forensics.keypoints.plot import log_keypoint_evaluation
+
+            log_keypoint_evaluation(logger, name, metrics, gathered, eval_sets[name], cfg.wandb.samples, step=step)
+        else:
+            log_final(logger, name, metrics, gathered, eval_sets[name].meta, cfg.wandb.samples, step=step)
+
     if eval_only:
         path = checkpoint or cfg.model.checkpoint or str(ckpt_dir / "best.pt")
         evaluated = load_checkpoint(path)
@@ -353,7 +390,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         for name in eval_loaders:
             metrics, gathered = run_eval(name, model)
             report[name] = metrics
-            log_final(logger, name, metrics, gathered, eval_sets[name].meta, cfg.wandb.samples)
+            log_split(name, metrics, gathered)
         if env.is_main:
             write_json(run_dir / "eval_report.json", report)
         logger.finish()
@@ -370,8 +407,9 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
             load_weights(model, chosen, str(ckpt_dir / "best.pt"))
             test_metrics, gathered = run_eval("test", model)
             report["test"] = test_metrics
-            log_final(logger, "test", test_metrics, gathered, eval_sets["test"].meta, cfg.wandb.samples,
-                      step=cfg.train.epochs * steps_per_epoch)
+            log_split("test", test_metrics, gathered, step=cfg.train.epochs * steps_per_epoch)
+        if cfg.task == "keypoints":
+            report["data"] = keypoint_data.stats  # per split: rows, missing, outside, dropped
         report["time_s"] = round(time.time() - start_time, 1)
         if env.is_main:
             logger.summary({f"best/val/{cfg.train.best_metric}": best["value"], "best/epoch": best["epoch"]})
@@ -386,8 +424,14 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     if hasattr(model, "fit"):
         # The steganalysis SVM is fitted once on features, not trained by gradient descent:
         # the same data, evaluation, checkpoints and report as a network, no training loop.
-        best = fit_on_features(model, train_frames, train_targets, eval_transform, prepare, cfg,
-                               run_dir / "features")
+        # So is the keypoints floor (dummy): it keeps the first training sample's keypoints.
+        if cfg.task == "keypoints":
+            keypoint_data.fit_floor(model)
+            best = {"name": cfg.train.best_metric, "mode": cfg.best_mode, "value": None, "epoch": 0,
+                    "bad_epochs": 0, "val": None}
+        else:
+            best = fit_on_features(model, train_frames, train_targets, eval_transform, prepare, cfg,
+                                   run_dir / "features")
         if "val" in eval_loaders:
             val_metrics, _ = run_eval("val", model)
             best["val"] = val_metrics
@@ -414,7 +458,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
                   steps_per_epoch)
     if state is not None:
         load_weights(model, state, str(ckpt_dir / "last.pt"), prefer_ema=False)
-    log.info("%s: %d train crops (%d per epoch), %s; %s on %s, %d process(es)", cfg.model.name, len(train_frames),
+    log.info("%s: %d train crops (%d per epoch), %s; %s on %s, %d process(es)", cfg.model.name, train_rows,
              len(train_set), ", ".join(f"{n} {len(d)}" for n, d in eval_sets.items()), task.kind, device,
              env.world_size)
     phase: list[Any] = [None, None]  # (head_only, freeze_until) of the net in phase[1]

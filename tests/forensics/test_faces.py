@@ -94,3 +94,20 @@ def test_box_geometry():
     assert box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
     assert box_distance((0, 0, 10, 10), (10, 0, 20, 10)) == pytest.approx(1.0)
     assert math.isinf(box_distance((0, 0, 0, 0), (0, 0, 0, 0)))
+
+
+def test_landmarks_equal_facenet_mtcnn_and_leave_boxes_unchanged(astronaut, detector):
+    from facenet_pytorch import MTCNN
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 64:576] = astronaut[16:496]
+    with_points = detector.detect([frame], landmarks=True)[0]
+    assert with_points.shape == (1, 15)
+    np.testing.assert_array_equal(with_points[:, :5], detector.detect([frame])[0])
+    reference = MTCNN(keep_all=True, min_face_size=12 / pyramid_scales(480, 640)[0] * (1 - 1e-9))
+    _, _, points = reference.detect(frame, landmarks=True)
+    np.testing.assert_allclose(with_points[0, 5:].reshape(5, 2), np.asarray(points[0], float), atol=0.01)
+    left_eye, right_eye, nose, mouth_left, mouth_right = with_points[0, 5:].reshape(5, 2)
+    assert left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0]  # image left/right
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    assert detector.detect([np.full_like(frame, 90)], landmarks=True)[0].shape == (0, 15)

@@ -1,0 +1,104 @@
+"""``forensics evaluate`` for a keypoints checkpoint (``forensics.evaluate`` hands it over here).
+
+The model, its keypoint names and input size come from the checkpoint; the data file from
+``--manifest`` or, by default, the one it was trained on, split as in training (its
+``keypoints`` config: the same random rows held out of a file without a ``split`` column).
+Writes into ``--out`` (default ``RUN/eval/<split>``): ``report.json`` (MSE, score, RMSE,
+per-keypoint MSE, and what the data checks found), ``predictions.csv`` (true and predicted
+coordinates of every face), ``keypoints_<split>.png`` and a W&B run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def keypoint_config(config: dict[str, Any], names: list[str]):
+    """The training run's ``keypoints`` section as a :class:`KeypointConfig`, reading ``names``."""
+    from omegaconf import OmegaConf
+
+    from forensics.keypoints.config import KeypointConfig
+
+    merged = OmegaConf.merge(OmegaConf.structured(KeypointConfig), config.get("keypoints") or {})
+    cfg = OmegaConf.to_object(merged)
+    cfg.names = list(names)
+    return cfg
+
+
+def run_keypoints(args, state: dict[str, Any]) -> int:
+    """Evaluate the keypoints checkpoint ``state`` as ``args`` (``forensics evaluate``'s flags) say."""
+    import pandas as pd
+    import torch
+
+    from forensics.checkpoint import load_weights
+    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.engine import evaluate
+    from forensics.errors import ForensicsError
+    from forensics.fit import eval_loader, resolve_device
+    from forensics.keypoints.data import load_keypoint_data
+    from forensics.keypoints.plot import log_keypoint_evaluation
+    from forensics.keypoints.table import keypoint_columns
+    from forensics.models import create_model
+    from forensics.tasks import create_task
+    from forensics.transforms import batch_preparer
+    from forensics.wandb_log import RunLogger, WandbConfig, write_json
+
+    info, config = state["model_info"], state.get("config") or {}
+    env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    if not env.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    device = resolve_device(args.device, env.local_rank)
+    model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
+                         drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
+    load_weights(model, state, args.checkpoint)
+    model.to(device)
+    task = create_task("keypoints", info["classes"])
+
+    data = config.get("data", {})
+    manifest = args.manifest or data.get("manifest")
+    if not manifest:
+        raise ForensicsError("--manifest is needed: the checkpoint names no training data file")
+    same = args.manifest is None
+    loaded = load_keypoint_data(
+        manifest, keypoint_config(config, info["classes"]), {"eval": args.split},
+        datasets=data.get("datasets") if same else None,
+        methods=args.methods or (data.get("methods") if same else None),
+        compressions=args.compressions or (data.get("compressions") if same else None))
+    dataset = loaded.dataset("eval", info["data_config"])
+    loader = eval_loader(dataset, args.batch_size, args.num_workers, env, device)
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent.parent / "eval" / args.split
+    wandb_cfg = WandbConfig(**{k: v for k, v in config.get("wandb", {}).items() if k in WandbConfig.__dataclass_fields__})
+    wandb_cfg.mode = args.wandb_mode or wandb_cfg.mode
+    wandb_cfg.name = f"{wandb_cfg.name or Path(args.checkpoint).resolve().parent.parent.name}-eval-{args.split}"
+    logger = RunLogger(out, enabled=env.is_main, config={"checkpoint": str(args.checkpoint), "manifest": str(manifest),
+                                                         "split": args.split, "train_config": config},
+                       wandb_cfg=wandb_cfg, job_type="eval")
+    metrics, gathered = evaluate(model, task, loader, batch_preparer(info["data_config"], device))
+
+    if env.is_main:
+        columns = keypoint_columns(info["classes"])
+        meta = dataset.meta.iloc[gathered["index"]].reset_index(drop=True)
+        table = pd.concat([meta, pd.DataFrame(gathered["target"], columns=[f"true_{c}" for c in columns]),
+                           pd.DataFrame(gathered["keypoints"], columns=[f"pred_{c}" for c in columns])], axis=1)
+        table.to_csv(out / "predictions.csv", index=False)
+        log_keypoint_evaluation(logger, args.split, metrics, gathered, dataset, wandb_cfg.samples)
+        write_json(out / "report.json", {"checkpoint": str(args.checkpoint), "manifest": str(manifest),
+                                         "split": args.split, "epoch": state.get("epoch"), args.split: metrics,
+                                         "data": loaded.stats["eval"]})
+        print(f"{args.split}: {metrics['n']} faces | MSE {_fmt(metrics['mse'])} px² | score {_fmt(metrics['score'])} "
+              f"| RMSE {_fmt(metrics['rmse'])} px")
+        print(f"report: {out / 'report.json'}")
+    logger.finish()
+    cleanup_distributed()
+    return 0
+
+
+def _fmt(value) -> str:
+    return "undefined" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"
