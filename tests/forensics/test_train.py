@@ -53,7 +53,7 @@ def test_run_folder_and_wandb_offline(crop_manifest, tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "run.json").read_text())["git"].keys() == {"commit", "dirty"}
     report = json.loads((out / "report.json").read_text())
-    assert report["best"]["name"] == "video/auc" and report["test"]["video"]["n"] == 12
+    assert report["best"]["name"] == "frame/auc" and report["test"]["video"]["n"] == 12  # configs/demo.yaml
     records = read_jsonl(out / "metrics.jsonl")
     val = [r for r in records if "val/video/auc" in r]
     assert [r["epoch"] for r in val] == [0, 1]
@@ -192,27 +192,21 @@ def test_sigterm_and_sigkill_then_resume_give_the_same_result(crop_manifest, tmp
 
 # ---- the pipeline learns --------------------------------------------------------------------
 
-def test_small_model_learns(crop_manifest, tmp_path):
-    """MobileNetV3-small from scratch, 64x64 inputs, a few CPU epochs: it must fit its training
-    videos (video AUC >= 0.9 on the train split: the pipeline learns, not just runs).
-
-    Not yet checked here: AUC >= 0.9 on the synthetic *test* split (unseen identities), which
-    issue 4 asks for. With the current synthetic fakes no small from-scratch model we tried
-    generalises (test AUC 0.4-0.75), so that target is open; see the issue's closing note."""
-    from forensics.cli import main as cli_main
-
+def test_small_model_learns(learn_manifest, tmp_path):
+    """MobileNetV3-small (0.5x) from scratch on CPU for under a minute, checkpoint chosen on
+    val: on the test split's unseen identities (6 reals, 12 fakes) it reaches video-level
+    AUC >= 0.9. The pipeline learns the forgery, not the people."""
     out = tmp_path / "learn"
-    no_augmentation = [f"data.augment.{k}_p=0" for k in ("jpeg", "blur", "noise", "color", "downscale", "cutout")]
-    assert train(crop_manifest, out, "model.input_size=64", "data.frames_per_video=8", "data.batch_size=16",
-                 "data.eval_frames_per_video=null", "train.epochs=8", "train.lr=1e-3", "train.log_every=5",
-                 *no_augmentation) == 0
-    records = read_jsonl(out / "metrics.jsonl")
-    losses = [r["train/epoch_loss"] for r in records if "train/epoch_loss" in r]
-    assert losses[-1] < 0.7 * losses[0]
-    fitted = tmp_path / "fitted"
-    assert cli_main(["evaluate", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--split", "train",
-                     "--out", str(fitted), "--num-workers", "0", "--wandb-mode", "disabled"]) == 0
-    assert json.loads((fitted / "report.json").read_text())["train"]["video"]["auc"] >= 0.9
+    overrides = [f"data.manifest={learn_manifest}", f"output_dir={out}", "model.input_size=112",
+                 "data.frames_per_video=10", "data.batch_size=16", "data.num_workers=0", "train.epochs=15",
+                 "train.progress=false", "wandb.mode=disabled"]
+    assert main(load_config(TrainConfig, DEMO, overrides)) == 0
+    report = json.loads((out / "report.json").read_text())
+    losses = [r["train/epoch_loss"] for r in read_jsonl(out / "metrics.jsonl") if "train/epoch_loss" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    assert report["test"]["video"]["n_real"] == 6 and report["test"]["video"]["n_fake"] == 12
+    assert report["test"]["video"]["auc"] >= 0.9, report["test"]["video"]
+    assert report["test"]["frame"]["auc"] >= 0.85, report["test"]["frame"]
 
 
 def test_shipped_configs_load():
