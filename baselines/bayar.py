@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from baselines.build import PIXEL_MEAN, PIXEL_STD, check_request, default_cfg
 from forensics.errors import ForensicsError
-from forensics.models import register_model
+from forensics.models import HeadModule, register_model
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ConstrainedConv2d(nn.Conv2d):
         return True
 
 
-class BayarStamm(nn.Module):
+class BayarStamm(HeadModule):
     """The constrained CNN of Bayar & Stamm (2016).
 
     Head contract: ``forward_features`` gives the 48x24x24 map after the last pooling,
@@ -162,22 +162,6 @@ class BayarStamm(nn.Module):
                 self._warned_size = True
             x = F.adaptive_max_pool2d(x, s)
         return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Feature map -> (B, num_classes) logits, or the hidden features if ``pre_logits``."""
-        x = self.pre_logits(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the output layer with a new one of ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
 
 def _constrain_hook(module: BayarStamm, args: Any) -> None:

@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.build import PIXEL_MEAN, PIXEL_STD, check_request, default_cfg
-from forensics.models import register_model
+from forensics.models import HeadModule, register_model
 
 PAPER = ("Cozzolino, Poggi & Verdoliva, Recasting Residual-based Local Descriptors as "
          "Convolutional Neural Networks: an Application to Image Forgery Detection, IH&MMSec 2017")
@@ -106,7 +106,7 @@ class ResidualDescriptor(nn.Module):
                           self.cooccurrence(self.assign(vertical).transpose(-1, -2))], dim=1)
 
 
-class Cozzolino(nn.Module):
+class Cozzolino(HeadModule):
     """The recast descriptor with its classifier, trainable end to end.
 
     Head contract: ``forward_features`` gives the (B, 1,250) co-occurrence histograms
@@ -134,22 +134,6 @@ class Cozzolino(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images in pixel units, any size -> (B, 1,250) histograms."""
         return self.descriptor(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Histograms -> (B, num_classes) logits, or the standardised histograms if ``pre_logits``."""
-        x = self.pre_logits(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the linear classifier with a new one of ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 @register_model

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from baselines.build import UNIT_MEAN, UNIT_STD, check_request, default_cfg
-from forensics.models import register_model
+from forensics.models import HeadModule, register_model
 
 PAPER = "Afchar et al., MesoNet: a Compact Facial Video Forgery Detection Network, WIFS 2018"
 
@@ -75,7 +75,7 @@ class InceptionLayer(nn.Module):
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
 
 
-class MesoNet(nn.Module):
+class MesoNet(HeadModule):
     """Meso-4 (``inception=False``) or MesoInception-4 (``inception=True``).
 
     Head contract: ``forward_features`` gives the 16x8x8 map (at 256x256 input),
@@ -125,23 +125,8 @@ class MesoNet(nn.Module):
         """(B, C, H, W) images -> (B, 16, 8, 8) feature map."""
         return self.pool(self.features(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Feature map -> (B, num_classes) logits, or the (B, 16) dense features if ``pre_logits``."""
-        x = self.pre_logits(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the output layer with a new one of ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            _keras_init(self.fc)
+    def init_classifier(self, fc: nn.Linear) -> None:
+        _keras_init(fc)
 
 
 def _create(name: str, *, inception: bool, pretrained: bool, pretrained_file: str | None, num_classes: int,

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from baselines.build import UNIT_MEAN, UNIT_STD, check_request, default_cfg
-from forensics.models import register_model
+from forensics.models import HeadModule, register_model
 
 PAPER = ("Rahmouni et al., Distinguishing Computer Graphics from Natural Images Using "
          "Convolution Neural Networks, WIFS 2017")
@@ -41,7 +41,7 @@ class StatsPool(nn.Module):
         return torch.cat([mean, flat.amax(dim=2), flat.amin(dim=2), var], dim=1)
 
 
-class Rahmouni(nn.Module):
+class Rahmouni(HeadModule):
     """Stats-2L of Rahmouni et al.
 
     Head contract: ``forward_features`` gives the last convolution's map, ``num_features``
@@ -75,22 +75,6 @@ class Rahmouni(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images, any size -> (B, 64, H, W) map."""
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Feature map -> (B, num_classes) logits, or the 1024 hidden features if ``pre_logits``."""
-        x = self.pre_logits(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the output layer with a new one of ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
 
 @register_model

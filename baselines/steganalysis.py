@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from baselines.build import PIXEL_MEAN, PIXEL_STD, check_request, default_cfg
 from forensics.atomic import atomic_path
 from forensics.errors import ForensicsError
-from forensics.models import register_model
+from forensics.models import HeadModule, register_model
 
 PAPER = "Fridrich & Kodovsky, Rich Models for Steganalysis of Digital Images, IEEE TIFS 2012"
 
@@ -207,7 +207,7 @@ def extract_features(images: np.ndarray | Sequence[np.ndarray], chunk: int = 64)
         if len(images) else np.zeros((0, FEATURE_DIM), np.float32)
 
 
-class SteganalysisSVM(nn.Module):
+class SteganalysisSVM(HeadModule):
     """SRM-subset features and a Platt-calibrated linear SVM, behind the networks' head contract.
 
     ``forward_features`` extracts the features (no gradient: they are hand-crafted);
@@ -258,20 +258,14 @@ class SteganalysisSVM(nn.Module):
         out = self.fc(x)
         return F.logsigmoid(out) if self.num_classes >= 3 else out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the linear head (unfitted) with one of ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(FEATURE_DIM, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            nn.init.zeros_(self.fc.weight)
-            nn.init.zeros_(self.fc.bias)
+        """Replace the linear head with an unfitted one of ``num_classes`` outputs (0: none)."""
+        super().reset_classifier(num_classes)
         self.fitted.fill_(False)
+
+    def init_classifier(self, fc: nn.Linear) -> None:
+        nn.init.zeros_(fc.weight)
+        nn.init.zeros_(fc.bias)
 
     # -- fitting and prediction ----------------------------------------------------------
     @staticmethod

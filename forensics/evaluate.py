@@ -50,7 +50,7 @@ def run(args) -> int:
     from forensics.fit import eval_loader, resolve_device
     from forensics.train import log_final
     from forensics.transforms import batch_preparer, build_transform
-    from forensics.wandb_log import RunLogger, WandbConfig, write_json
+    from forensics.wandb_log import write_json
 
     import torch
 
@@ -87,13 +87,7 @@ def run(args) -> int:
                           args.frames_per_video)
     loader = eval_loader(dataset, args.batch_size, args.num_workers, env, device)
 
-    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent.parent / "eval" / args.split
-    wandb_cfg = WandbConfig(**{k: v for k, v in config.get("wandb", {}).items() if k in WandbConfig.__dataclass_fields__})
-    wandb_cfg.mode = args.wandb_mode or wandb_cfg.mode
-    wandb_cfg.name = f"{wandb_cfg.name or Path(args.checkpoint).resolve().parent.parent.name}-eval-{args.split}"
-    logger = RunLogger(out, enabled=env.is_main, config={"checkpoint": str(args.checkpoint), "manifest": str(manifest),
-                                                         "split": args.split, "train_config": config},
-                       wandb_cfg=wandb_cfg, job_type="eval")
+    out, wandb_cfg, logger = eval_run(args, config, manifest, env)
     metrics, gathered = evaluate(model, task, loader, batch_preparer(data_cfg, device))
 
     if env.is_main:
@@ -118,3 +112,19 @@ def run(args) -> int:
 
 def _fmt(value) -> str:
     return "undefined" if value is None else f"{value:.4f}"
+
+
+def eval_run(args, config: dict, manifest, env):
+    """Output folder (``--out``, or ``RUN/eval/<split>``), W&B settings (the training run's,
+    with ``--wandb-mode``) and run logger of an evaluation of ``args.checkpoint``."""
+    from forensics.wandb_log import RunLogger, WandbConfig
+
+    run = Path(args.checkpoint).resolve().parent.parent
+    out = Path(args.out) if args.out else run / "eval" / args.split
+    wandb_cfg = WandbConfig(**{k: v for k, v in config.get("wandb", {}).items() if k in WandbConfig.__dataclass_fields__})
+    wandb_cfg.mode = args.wandb_mode or wandb_cfg.mode
+    wandb_cfg.name = f"{wandb_cfg.name or run.name}-eval-{args.split}"
+    logger = RunLogger(out, enabled=env.is_main, config={"checkpoint": str(args.checkpoint), "manifest": str(manifest),
+                                                         "split": args.split, "train_config": config},
+                       wandb_cfg=wandb_cfg, job_type="eval")
+    return out, wandb_cfg, logger

@@ -37,6 +37,41 @@ _PLUGINS_LOADED = False
 BUILTIN = ("forensics.keypoints.models",)
 
 
+class HeadModule(nn.Module):
+    """timm's head contract for our own architectures (baselines, keypoint models).
+
+    A subclass builds ``forward_features(x)``, ``self.pre_logits`` (features to the
+    ``head_hidden_size`` vector the classifier reads) and ``self.fc``; this class gives it
+    ``forward_head``, ``forward``, ``get_classifier`` and ``reset_classifier`` as timm models
+    have them, so the factory can replace any model's head the same way. ``init_classifier``
+    is the hook for an architecture's own output-layer initialisation.
+    """
+
+    num_classes: int
+    head_hidden_size: int
+
+    def forward_head(self, x, pre_logits: bool = False):
+        """Features -> ``(B, num_classes)`` outputs, or the ``head_hidden_size`` features if ``pre_logits``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the output layer with a new one of ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            self.init_classifier(self.fc)
+
+    def init_classifier(self, fc: nn.Linear) -> None:
+        """Initialise a new output layer (default: PyTorch's)."""
+
+
 def register_model(fn: ModelFn | None = None, *, name: str | None = None) -> Any:
     """Decorator recording a model function under ``name`` (default: the function's name).
 

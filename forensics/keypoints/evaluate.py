@@ -11,7 +11,6 @@ coordinates of every face), ``keypoints_<split>.png`` and a W&B run.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ def run_keypoints(args, state: dict[str, Any]) -> int:
     from forensics.distributed import cleanup_distributed, init_distributed
     from forensics.engine import evaluate
     from forensics.errors import ForensicsError
+    from forensics.evaluate import eval_run
     from forensics.fit import eval_loader, resolve_device
     from forensics.keypoints.data import load_keypoint_data
     from forensics.keypoints.plot import log_keypoint_evaluation
@@ -47,7 +47,7 @@ def run_keypoints(args, state: dict[str, Any]) -> int:
     from forensics.models import create_model
     from forensics.tasks import create_task
     from forensics.transforms import batch_preparer
-    from forensics.wandb_log import RunLogger, WandbConfig, write_json
+    from forensics.wandb_log import write_json
 
     info, config = state["model_info"], state.get("config") or {}
     env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -73,13 +73,7 @@ def run_keypoints(args, state: dict[str, Any]) -> int:
     dataset = loaded.dataset("eval", info["data_config"])
     loader = eval_loader(dataset, args.batch_size, args.num_workers, env, device)
 
-    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent.parent / "eval" / args.split
-    wandb_cfg = WandbConfig(**{k: v for k, v in config.get("wandb", {}).items() if k in WandbConfig.__dataclass_fields__})
-    wandb_cfg.mode = args.wandb_mode or wandb_cfg.mode
-    wandb_cfg.name = f"{wandb_cfg.name or Path(args.checkpoint).resolve().parent.parent.name}-eval-{args.split}"
-    logger = RunLogger(out, enabled=env.is_main, config={"checkpoint": str(args.checkpoint), "manifest": str(manifest),
-                                                         "split": args.split, "train_config": config},
-                       wandb_cfg=wandb_cfg, job_type="eval")
+    out, wandb_cfg, logger = eval_run(args, config, manifest, env)
     metrics, gathered = evaluate(model, task, loader, batch_preparer(info["data_config"], device))
 
     if env.is_main:

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from forensics.errors import ForensicsError
-from forensics.models import register_model
+from forensics.models import HeadModule, register_model
 
 #: Input statistics of our keypoint models: grayscale 0..1 mapped to about -1..1.
 MEAN, STD = 0.5, 0.5
@@ -35,7 +35,7 @@ def _default_cfg(name: str, in_chans: int, img_size: int, num_classes: int, clas
             "classifier": classifier}
 
 
-class KeypointCNN(nn.Module):
+class KeypointCNN(HeadModule):
     """Small CNN for ``C x S x S`` faces (S divisible by 16) to ``num_classes`` coordinates.
 
     Head contract: ``forward_features`` gives the ``widths[-1] x S/16 x S/16`` map,
@@ -81,22 +81,9 @@ class KeypointCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pre_logits(x)
-        return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new output layer of ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            self._init_fc()
+    def init_classifier(self, fc: nn.Linear) -> None:
+        self._init_fc()
 
 
 class FirstSampleKeypoints(nn.Module):
