@@ -35,9 +35,10 @@ BACKGROUNDS = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camer
                "horse", "moon", "hubble_deep_field")
 #: A soft mask above this value counts as manipulated in the binary mask videos.
 MASK_THRESHOLD = 0.1
+#: Sensor grain: strength (grey levels, drawn per video) and correlation length (pixels).
+NOISE_SIGMA = (4.0, 7.0)
+NOISE_GRAIN = 0.8
 # Pixels of slack around the frame in the noise bank, so that per-frame noise is a shifted view.
-NOISE_SIGMA = (4.0, 7.0)  # grain strength (grey levels), drawn per video
-NOISE_GRAIN = 0.8  # its correlation length (Gaussian sigma, pixels)
 _NOISE_PAD = 32
 # The canvas is this much larger than the frame, room for the camera to pan and zoom out.
 _CANVAS = 1.3

@@ -3,8 +3,8 @@ on the 40-identity synthetic dataset reaches video-level AUC >= 0.8 on its test 
 (6 reals, 12 fakes of identities never trained on), checkpoint chosen on val.
 
 XceptionNet is not trained here: from scratch at any useful size it needs minutes per epoch
-on two CPU cores; it goes through timm like ``test_small_model_learns``'s MobileNetV3, and
-docs/baselines.md gives its figure from ``forensics train configs/ffpp/xception.yaml``.
+on two CPU cores. It is a timm model and goes through the same path as
+``test_small_model_learns``'s MobileNetV3 (tests/forensics/test_train.py).
 """
 
 from __future__ import annotations
