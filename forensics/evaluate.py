@@ -40,19 +40,16 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from forensics.checkpoint import load_checkpoint, load_weights
+    from forensics.checkpoint import load_checkpoint
     from forensics.data import CropDataset, crop_size_on_disk, load_frames
-    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.distributed import cleanup_distributed
     from forensics.engine import evaluate
     from forensics.errors import ForensicsError
-    from forensics.models import create_model
+    from forensics.fit import eval_loader
     from forensics.tasks import create_task
-    from forensics.fit import eval_loader, resolve_device
     from forensics.train import log_final
     from forensics.transforms import batch_preparer, build_transform
     from forensics.wandb_log import write_json
-
-    import torch
 
     state = load_checkpoint(args.checkpoint)
     info, config = state.get("model_info"), state.get("config") or {}
@@ -62,15 +59,7 @@ def run(args) -> int:
         from forensics.keypoints.evaluate import run_keypoints
 
         return run_keypoints(args, state)
-    env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
-    if not env.is_main:
-        logging.getLogger().setLevel(logging.WARNING)
-    device = resolve_device(args.device, env.local_rank)
-
-    model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
-                         drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
-    load_weights(model, state, args.checkpoint)
-    model.to(device)
+    env, device, model = eval_model(args, state)
     task = create_task(info["task"], info["classes"], args.video_strategy or info.get("video_strategy", "mean"))
 
     data = config.get("data", {})
@@ -128,3 +117,24 @@ def eval_run(args, config: dict, manifest, env):
                                                          "split": args.split, "train_config": config},
                        wandb_cfg=wandb_cfg, job_type="eval")
     return out, wandb_cfg, logger
+
+
+def eval_model(args, state: dict):
+    """The process group (torchrun or one process), this rank's device (``--device``) and the
+    checkpoint's model with its weights on it."""
+    import torch
+
+    from forensics.checkpoint import load_weights
+    from forensics.distributed import init_distributed
+    from forensics.fit import resolve_device
+    from forensics.models import create_model
+
+    env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    if not env.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # only rank 0 speaks
+    device = resolve_device(args.device, env.local_rank)
+    info = state["model_info"]
+    model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
+                         drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
+    load_weights(model, state, args.checkpoint)
+    return env, device, model.to(device)

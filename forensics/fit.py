@@ -131,6 +131,22 @@ def build_optimizer(model, loop, groups_cfg):
     return cls(groups, lr=loop.lr)
 
 
+def autocast_dtype(name: str):
+    """``train.amp`` (``none``/``bf16``/``fp16``) as the autocast dtype, or ``None``."""
+    import torch
+
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def build_ema(model, decay: float | None):
+    """An exponential moving average of ``model``'s weights and buffers, or ``None`` without a decay."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 @dataclass
 class Parts:
     """What a training run is made of, built by the caller and driven by :func:`fit`."""
@@ -277,3 +293,31 @@ def _validate(model, evaluate_val, metric: str, best: dict, epoch: int, record: 
     else:
         best["bad_epochs"] += 1
     return improved
+
+
+def best_report(result: dict[str, Any], ckpt_dir: Path, epochs: int) -> dict[str, Any]:
+    """The head of a run's ``report.json``: the checkpoint chosen on val and its val metrics."""
+    best = result["best"]
+    return {"best": {k: best[k] for k in ("name", "mode", "value", "epoch")}, "checkpoint": str(ckpt_dir / "best.pt"),
+            "epochs": epochs, "stopped_early": result["stopped_early"], "val": best.get("val")}
+
+
+def close_run(report: dict[str, Any], *, env, logger, run_dir: Path, metric: str, artifact: str | None,
+              start_time: float) -> int:
+    """Write ``report.json`` (rank 0), log the best value and, if named, the checkpoint artifact;
+    end the W&B run and the process group. Returns the exit status 0."""
+    import time
+
+    from forensics.distributed import cleanup_distributed
+    from forensics.wandb_log import write_json
+
+    report["time_s"] = round(time.time() - start_time, 1)
+    if env.is_main:
+        logger.summary({f"best/val/{metric}": report["best"]["value"], "best/epoch": report["best"]["epoch"]})
+        write_json(run_dir / "report.json", report)
+        if artifact:
+            logger.log_artifact(Path(report["checkpoint"]), artifact)
+        log.info("done: %s", run_dir / "report.json")
+    logger.finish()
+    cleanup_distributed()
+    return 0

@@ -86,6 +86,17 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest", root: str | os
                 raise ManifestError(f"{source}: {_row(i)}: crop file not found: {base / rel}")
 
 
+def read_csv_text(path: Path, what: str, error: type[Exception]) -> pd.DataFrame:
+    """A CSV file with every cell as text (empty cells stay ``""``), or ``error`` in one line
+    naming the file when it is missing or not readable as CSV."""
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: unreadable CSV: {str(exc).splitlines()[0]}") from None
+
+
 def read_manifest(path: str | os.PathLike, check_files: bool = False) -> pd.DataFrame:
     """Read and validate a manifest; ``df.attrs['root']`` is its folder.
 
@@ -93,12 +104,7 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> pd.Data
         ManifestError: the file is missing or unreadable, or a row is invalid.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ManifestError(f"{path}: unreadable CSV: {str(error).splitlines()[0]}") from None
+    df = read_csv_text(path, "manifest", ManifestError)
     for name, kind in COLUMNS.items():
         if name in df.columns and kind in ("int", "float"):
             df[name] = _numeric_column(df[name], name, kind, path)

@@ -281,7 +281,8 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     from forensics.data import CropDataset, TrainSampler, check_not_empty, crop_size_on_disk, load_frames
     from forensics.distributed import cleanup_distributed, init_distributed
     from forensics.engine import evaluate
-    from forensics.fit import Parts, build_optimizer, build_scheduler, eval_loader, fit, open_run, resolve_device
+    from forensics.fit import (Parts, autocast_dtype, best_report, build_ema, build_optimizer, build_scheduler,
+                               close_run, eval_loader, fit, open_run, resolve_device)
     from forensics.freeze import set_trainable
     from forensics.metrics import flatten
     from forensics.models import create_model, data_config
@@ -355,12 +356,8 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     if cfg.model.sync_bn and env.distributed and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     prepare = batch_preparer(data_cfg, device, channels_last=channels_last)
-    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.amp]
-    ema = None
-    if cfg.train.ema_decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
+    amp_dtype = autocast_dtype(cfg.train.amp)
+    ema = build_ema(model, cfg.train.ema_decay)
     logger = RunLogger(run_dir, enabled=env.is_main, config=config, wandb_cfg=cfg.wandb,
                        wandb_id=state.get("wandb_id") if state else None,
                        keep_until_step=state["global_step"] if state else None,
@@ -397,29 +394,19 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         cleanup_distributed()
         return 0
 
-    def finish(best: dict[str, Any], steps_per_epoch: int, stopped_early: bool) -> int:
+    def finish(result: dict[str, Any], steps_per_epoch: int) -> int:
         """Test the checkpoint chosen on val, once; write report.json and close the run."""
-        report: dict[str, Any] = {"best": {k: best[k] for k in ("name", "mode", "value", "epoch")},
-                                  "checkpoint": str(ckpt_dir / "best.pt"), "epochs": cfg.train.epochs,
-                                  "stopped_early": stopped_early, "val": best.get("val")}
+        report = best_report(result, ckpt_dir, cfg.train.epochs)
         if "test" in eval_loaders:
-            chosen = load_checkpoint(ckpt_dir / "best.pt")
-            load_weights(model, chosen, str(ckpt_dir / "best.pt"))
+            load_weights(model, load_checkpoint(ckpt_dir / "best.pt"), str(ckpt_dir / "best.pt"))
             test_metrics, gathered = run_eval("test", model)
             report["test"] = test_metrics
             log_split("test", test_metrics, gathered, step=cfg.train.epochs * steps_per_epoch)
         if cfg.task == "keypoints":
             report["data"] = keypoint_data.stats  # per split: rows, missing, outside, dropped
-        report["time_s"] = round(time.time() - start_time, 1)
-        if env.is_main:
-            logger.summary({f"best/val/{cfg.train.best_metric}": best["value"], "best/epoch": best["epoch"]})
-            write_json(run_dir / "report.json", report)
-            if cfg.wandb.log_checkpoint:
-                logger.log_artifact(ckpt_dir / "best.pt", f"model-{run_dir.name}")
-            log.info("done: %s", run_dir / "report.json")
-        logger.finish()
-        cleanup_distributed()
-        return 0
+        return close_run(report, env=env, logger=logger, run_dir=run_dir, metric=cfg.train.best_metric,
+                         artifact=f"model-{run_dir.name}" if cfg.wandb.log_checkpoint else None,
+                         start_time=start_time)
 
     if hasattr(model, "fit"):
         # The steganalysis SVM is fitted once on features, not trained by gradient descent:
@@ -442,7 +429,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
                      "metric": best, "model_info": info, "config": config, "wandb_id": logger.wandb_id}
             save_checkpoint(state, ckpt_dir / "best.pt")
             save_checkpoint(state, ckpt_dir / "last.pt")
-        return finish(best, 1, False)
+        return finish({"best": best, "stopped_early": False}, 1)
 
     # ---- training set-up ----
     sampler = TrainSampler(train_set, env.world_size, env.rank, cfg.seed, balanced=cfg.data.balance == "sampler")
@@ -484,7 +471,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         logger.finish()
         cleanup_distributed()
         return result["status"]
-    return finish(result["best"], steps_per_epoch, result["stopped_early"])
+    return finish(result, steps_per_epoch)
 
 
 def log_final(logger, name: str, metrics: dict, gathered: dict, meta, samples: int = 16,

@@ -241,7 +241,8 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     from forensics.data import TrainSampler, check_not_empty
     from forensics.distributed import cleanup_distributed, init_distributed
     from forensics.engine import evaluate
-    from forensics.fit import Parts, build_optimizer, build_scheduler, eval_loader, fit, open_run, resolve_device
+    from forensics.fit import (Parts, autocast_dtype, best_report, build_ema, build_optimizer, build_scheduler,
+                               close_run, eval_loader, fit, open_run, resolve_device)
     from forensics.metrics import flatten
     from forensics.transforms import batch_preparer
     from forensics.wandb_log import RunLogger, write_json
@@ -285,12 +286,8 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     model.to(device)
     info = model.info() | {"stage": stage}
     prepare = batch_preparer(data_cfg, device, keys=("image", "target"))
-    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.amp]
-    ema = None
-    if cfg.train.ema_decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
+    amp_dtype = autocast_dtype(cfg.train.amp)
+    ema = build_ema(model, cfg.train.ema_decay)
     eval_batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
     eval_loaders = {name: eval_loader(datasets[name], eval_batch, cfg.data.num_workers, env, device)
                     for name in ("val", "test") if name in datasets}
@@ -362,12 +359,9 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
         logger.finish()
         cleanup_distributed()
         return result["status"]
-    best, stopped_early = result["best"], result["stopped_early"]
 
     # ---- test the checkpoint chosen on val, once ----
-    report |= {"best": {k: best[k] for k in ("name", "mode", "value", "epoch")},
-               "checkpoint": str(ckpt_dir / "best.pt"), "epochs": cfg.train.epochs, "stopped_early": stopped_early,
-               "val": best.get("val")}
+    report |= best_report(result, ckpt_dir, cfg.train.epochs)
     if "test" in eval_loaders:
         load_refiner_weights(model, load_checkpoint(ckpt_dir / "best.pt"), str(ckpt_dir / "best.pt"))
         report["test"] = run_eval("test", model)
@@ -375,13 +369,6 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
             flat = flatten(report["test"])
             logger.log({f"test/{k}": v for k, v in flat.items()}, cfg.train.epochs * steps_per_epoch)
             logger.summary({f"test/{k}": v for k, v in flat.items() if k.count("/") == 1})
-    report["time_s"] = round(time.time() - start_time, 1)
-    if env.is_main:
-        logger.summary({f"best/val/{cfg.train.best_metric}": best["value"], "best/epoch": best["epoch"]})
-        write_json(run_dir / "report.json", report)
-        if cfg.wandb.log_checkpoint:
-            logger.log_artifact(ckpt_dir / "best.pt", f"refiner-{stage}-{run_dir.name}")
-        log.info("done: %s", run_dir / "report.json")
-    logger.finish()
-    cleanup_distributed()
-    return 0
+    return close_run(report, env=env, logger=logger, run_dir=run_dir, metric=cfg.train.best_metric,
+                     artifact=f"refiner-{stage}-{run_dir.name}" if cfg.wandb.log_checkpoint else None,
+                     start_time=start_time)

@@ -33,31 +33,21 @@ def keypoint_config(config: dict[str, Any], names: list[str]):
 def run_keypoints(args, state: dict[str, Any]) -> int:
     """Evaluate the keypoints checkpoint ``state`` as ``args`` (``forensics evaluate``'s flags) say."""
     import pandas as pd
-    import torch
 
-    from forensics.checkpoint import load_weights
-    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.distributed import cleanup_distributed
     from forensics.engine import evaluate
     from forensics.errors import ForensicsError
-    from forensics.evaluate import eval_run
-    from forensics.fit import eval_loader, resolve_device
+    from forensics.evaluate import eval_model, eval_run
+    from forensics.fit import eval_loader
     from forensics.keypoints.data import load_keypoint_data
     from forensics.keypoints.plot import log_keypoint_evaluation
     from forensics.keypoints.table import keypoint_columns
-    from forensics.models import create_model
     from forensics.tasks import create_task
     from forensics.transforms import batch_preparer
     from forensics.wandb_log import write_json
 
     info, config = state["model_info"], state.get("config") or {}
-    env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
-    if not env.is_main:
-        logging.getLogger().setLevel(logging.WARNING)
-    device = resolve_device(args.device, env.local_rank)
-    model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
-                         drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
-    load_weights(model, state, args.checkpoint)
-    model.to(device)
+    env, device, model = eval_model(args, state)
     task = create_task("keypoints", info["classes"])
 
     data = config.get("data", {})

@@ -24,6 +24,7 @@ import pandas as pd
 from forensics.atomic import atomic_path
 from forensics.errors import ForensicsError
 from forensics.keypoints.table import KeypointTable, keypoint_columns, names_from_columns, parse_coordinates
+from forensics.manifest import read_csv_text
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,7 @@ def read_kaggle_csv(path: str | os.PathLike, names: Sequence[str] | None = None,
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise ForensicsError(f"{source}: keypoint CSV not found")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ForensicsError(f"{source}: unreadable CSV: {str(error).splitlines()[0]}") from None
+    df = read_csv_text(path, "keypoint CSV", ForensicsError)
     if IMAGE_COLUMN not in df.columns:
         raise ForensicsError(f"{source}: column '{IMAGE_COLUMN}' is missing (the 96x96 pixels of each face)")
     coordinate_columns = [c for c in df.columns if c != IMAGE_COLUMN]
