@@ -122,17 +122,11 @@ def eval_run(args, config: dict, manifest, env):
 def eval_model(args, state: dict):
     """The process group (torchrun or one process), this rank's device (``--device``) and the
     checkpoint's model with its weights on it."""
-    import torch
-
     from forensics.checkpoint import load_weights
-    from forensics.distributed import init_distributed
-    from forensics.fit import resolve_device
+    from forensics.fit import start_process
     from forensics.models import create_model
 
-    env = init_distributed("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
-    if not env.is_main:
-        logging.getLogger().setLevel(logging.WARNING)  # only rank 0 speaks
-    device = resolve_device(args.device, env.local_rank)
+    env, device = start_process(args.device)
     info = state["model_info"]
     model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
                          drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))

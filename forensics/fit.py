@@ -38,6 +38,23 @@ def resolve_device(name: str, local_rank: int):
     return torch.device(name)
 
 
+def start_process(device: str):
+    """Join the torchrun process group, if launched by it, and pick this rank's device.
+
+    ``device`` is ``auto`` (CUDA when there is a GPU), ``cpu`` or ``cuda``; ranks other than 0
+    log warnings only. Returns ``(DistEnv, torch.device)``.
+    """
+    import torch
+
+    from forensics.distributed import init_distributed
+
+    name = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    env = init_distributed(name)
+    if not env.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # only rank 0 speaks
+    return env, resolve_device(device, env.local_rank)
+
+
 def eval_loader(dataset, batch_size: int, num_workers: int, env, device):
     """A loader that gives each rank every ``world_size``-th sample, in order."""
     from torch.utils.data import DataLoader, DistributedSampler
@@ -163,6 +180,28 @@ class Parts:
     ema: Any  # an AveragedModel or None
     amp_dtype: Any
     steps_per_epoch: int
+
+
+def build_parts(model, task, dataset, prepare, *, data, loop, groups, env, device, seed: int, ema=None,
+                amp_dtype=None, balanced: bool = False) -> Parts:
+    """The training side of a run: sampler, loader, optimizer (per-group learning rates),
+    per-step schedule and fp16 grad scaler, from the config's ``data`` and ``train`` sections."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from forensics.data import TrainSampler, check_not_empty
+
+    sampler = TrainSampler(dataset, env.world_size, env.rank, seed, balanced=balanced)
+    check_not_empty(dataset, data.batch_size, env.world_size, f"split '{data.train_split}'")
+    # drop_last: a last batch of one crop would break batch norm and weigh one crop like 32.
+    loader = DataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers,
+                        pin_memory=device.type == "cuda", drop_last=True)
+    steps_per_epoch = max(1, (len(sampler) // data.batch_size) // loop.accum_steps)
+    optimizer = build_optimizer(model, loop, groups)
+    return Parts(model, task, loader, dataset, sampler, prepare, optimizer,
+                 build_scheduler(optimizer, loop, steps_per_epoch),
+                 torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), ema, amp_dtype,
+                 steps_per_epoch)
 
 
 def fit(parts: Parts, loop, *, seed: int, env, device, ckpt_dir: Path, logger, best_mode: str,

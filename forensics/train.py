@@ -274,15 +274,14 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     import torch
     import torch.nn as nn
     from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader
 
     from forensics.checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
     from forensics.config import to_dict, write_run_info
-    from forensics.data import CropDataset, TrainSampler, check_not_empty, crop_size_on_disk, load_frames
-    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.data import CropDataset, crop_size_on_disk, load_frames
+    from forensics.distributed import cleanup_distributed
     from forensics.engine import evaluate
-    from forensics.fit import (Parts, autocast_dtype, best_report, build_ema, build_optimizer, build_scheduler,
-                               close_run, eval_loader, fit, open_run, resolve_device)
+    from forensics.fit import (autocast_dtype, best_report, build_ema, build_parts, close_run, eval_loader, fit,
+                               open_run, start_process)
     from forensics.freeze import set_trainable
     from forensics.metrics import flatten
     from forensics.models import create_model, data_config
@@ -291,11 +290,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     from forensics.wandb_log import RunLogger, write_json
 
     start_time = time.time()
-    device_name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    env = init_distributed(device_name)
-    if not env.is_main:
-        logging.getLogger().setLevel(logging.WARNING)  # only rank 0 speaks
-    device = resolve_device(cfg.device, env.local_rank)
+    env, device = start_process(cfg.device)
     run_dir = Path(cfg.output_dir)
     ckpt_dir = run_dir / "checkpoints"
     config = to_dict(cfg)
@@ -432,17 +427,10 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         return finish({"best": best, "stopped_early": False}, 1)
 
     # ---- training set-up ----
-    sampler = TrainSampler(train_set, env.world_size, env.rank, cfg.seed, balanced=cfg.data.balance == "sampler")
-    check_not_empty(train_set, cfg.data.batch_size, env.world_size, f"split '{cfg.data.train_split}'")
-    # drop_last: a last batch of one crop would break batch norm and weigh one crop like 32.
-    train_loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,
-                              num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda", drop_last=True)
-    steps_per_epoch = max(1, (len(sampler) // cfg.data.batch_size) // cfg.train.accum_steps)
-    optimizer = build_optimizer(model, cfg.train, cfg.freeze.groups)
-    parts = Parts(model, task, train_loader, train_set, sampler, prepare, optimizer,
-                  build_scheduler(optimizer, cfg.train, steps_per_epoch),
-                  torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), ema, amp_dtype,
-                  steps_per_epoch)
+    parts = build_parts(model, task, train_set, prepare, data=cfg.data, loop=cfg.train, groups=cfg.freeze.groups,
+                        env=env, device=device, seed=cfg.seed, ema=ema, amp_dtype=amp_dtype,
+                        balanced=cfg.data.balance == "sampler")
+    steps_per_epoch = parts.steps_per_epoch
     if state is not None:
         load_weights(model, state, str(ckpt_dir / "last.pt"), prefer_ema=False)
     log.info("%s: %d train crops (%d per epoch), %s; %s on %s, %d process(es)", cfg.model.name, train_rows,

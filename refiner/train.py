@@ -234,15 +234,13 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     """Run stage ``pretrain`` or ``finetune`` as configured; returns the exit status."""
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader
 
     from forensics.checkpoint import load_checkpoint
     from forensics.config import to_dict, write_run_info
-    from forensics.data import TrainSampler, check_not_empty
-    from forensics.distributed import cleanup_distributed, init_distributed
+    from forensics.distributed import cleanup_distributed
     from forensics.engine import evaluate
-    from forensics.fit import (Parts, autocast_dtype, best_report, build_ema, build_optimizer, build_scheduler,
-                               close_run, eval_loader, fit, open_run, resolve_device)
+    from forensics.fit import (autocast_dtype, best_report, build_ema, build_parts, close_run, eval_loader, fit,
+                               open_run, start_process)
     from forensics.metrics import flatten
     from forensics.transforms import batch_preparer
     from forensics.wandb_log import RunLogger, write_json
@@ -252,11 +250,7 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     start_time = time.time()
-    device_name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    env = init_distributed(device_name)
-    if not env.is_main:
-        logging.getLogger().setLevel(logging.WARNING)  # only rank 0 speaks
-    device = resolve_device(cfg.device, env.local_rank)
+    env, device = start_process(cfg.device)
     run_dir = Path(cfg.output_dir)
     ckpt_dir = run_dir / "checkpoints"
     config = to_dict(cfg)
@@ -321,16 +315,9 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
 
     # ---- training set-up ----
     train_set = datasets["train"]
-    sampler = TrainSampler(train_set, env.world_size, env.rank, cfg.seed)
-    check_not_empty(train_set, cfg.data.batch_size, env.world_size, f"split '{cfg.data.train_split}'")
-    train_loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,
-                              num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda", drop_last=True)
-    steps_per_epoch = max(1, (len(sampler) // cfg.data.batch_size) // cfg.train.accum_steps)
-    optimizer = build_optimizer(model, cfg.train, cfg.freeze.groups)
-    parts = Parts(model, task, train_loader, train_set, sampler, prepare, optimizer,
-                  build_scheduler(optimizer, cfg.train, steps_per_epoch),
-                  torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), ema, amp_dtype,
-                  steps_per_epoch)
+    parts = build_parts(model, task, train_set, prepare, data=cfg.data, loop=cfg.train, groups=cfg.freeze.groups,
+                        env=env, device=device, seed=cfg.seed, ema=ema, amp_dtype=amp_dtype)
+    steps_per_epoch = parts.steps_per_epoch
     report = {"stage": stage, "trainable_parameters": trainable}
     if state is not None:
         load_refiner_weights(model, state, str(ckpt_dir / "last.pt"), prefer_ema=False)
