@@ -13,7 +13,10 @@ Layout, beside the output manifest (default ``<manifest folder>/manifest_<name>.
     refined/<name>/refiner.json                               which checkpoint made them
     refined/<name>/<dataset>/<compression>/<video>/<crop>.png the refined crops
 
-Crops are refined at the network's input size and resized back to their own size. Each
+Crops are refined at the network's input size. A crop of another size keeps its own pixels
+plus the refiner's *correction* resized to it (``crop + up(refined - down(crop))``): the
+colour and shading the refiner fixes live at low frequencies, while resizing the refined image
+itself would blur every crop larger than the network, a trace of its own for a detector. Each
 video's crops are written into a temporary folder renamed into place, so an interrupted run
 leaves only complete videos, and running the command again refines only the missing ones
 (with the same checkpoint; ``--overwrite`` starts over).
@@ -46,6 +49,18 @@ def _relative(paths: Sequence[str], root: Path, out_root: Path) -> list[str]:
     if root.resolve() == out_root.resolve():
         return list(paths)
     return [p if not p else os.path.relpath(root / p, out_root) for p in paths]
+
+
+def _at_size(crop, refined, low):
+    """The refined ``C x S x S`` float image at ``crop``'s size (uint8), see the module docstring."""
+    import torch
+    import torch.nn.functional as F
+
+    if refined.shape[-2:] == crop.shape[-2:]:
+        return refined.round().clamp(0, 255).to(torch.uint8)
+    correction = F.interpolate((refined - low)[None], size=tuple(crop.shape[-2:]), mode="bilinear",
+                               align_corners=False)[0]
+    return (crop.float() + correction).round().clamp(0, 255).to(torch.uint8)
 
 
 def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, method: str, *, name: str | None = None,
@@ -142,11 +157,10 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
                 paths = [root / p for p in rows["path"]]
                 for i in range(0, len(paths), batch_size):
                     crops = [read_crop(str(p)) for p in paths[i:i + batch_size]]
-                    batch = torch.stack([resize(c, side) for c in crops]).to(dev)
-                    outputs = task.to_unit(model((batch.float() / 255 - mean) / std).float()).clamp(0, 1)
-                    pixels = (outputs * 255).round().to(torch.uint8).cpu()
-                    for crop, image, path in zip(crops, pixels, paths[i:i + batch_size]):
-                        image = resize(image, crop.shape[-1]) if crop.shape[-2:] != image.shape[-2:] else image
+                    small = torch.stack([resize(c, side) for c in crops]).to(dev).float()
+                    outputs = task.to_unit(model((small / 255 - mean) / std).float()).clamp(0, 1) * 255
+                    for crop, image, low, path in zip(crops, outputs.cpu(), small.cpu(), paths[i:i + batch_size]):
+                        image = _at_size(crop, image, low)
                         write_png(tmp / path.name, image.permute(1, 2, 0).numpy())
             refined += 1
     log.info("%s: refined %d video(s) of %s into %s (%d already done)", checkpoint.name, refined, method, base, done)

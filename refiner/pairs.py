@@ -51,7 +51,7 @@ _A_B = re.compile(r"^([^_]+)_([^_]+)$")
 class PairingConfig:
     """How fakes are paired with their originals (see the module docstring)."""
 
-    self_reenactment_methods: list[str] = field(default_factory=lambda: ["SelfBlend"])
+    self_reenactment_methods: list[str] = field(default_factory=lambda: ["SelfReenact"])
     allow_cross_identity: bool = False
     box_tolerance: float = 1.0  # pixels: boxes further apart than this don't pair
 

@@ -12,7 +12,9 @@ in the same places::
 
 Originals are videos of a person (:mod:`.faces`) moving in front of a camera
 (:mod:`.render`); fakes are their frame-aligned manipulations (:mod:`.methods`): ``FaceSwap``
-(``a_b`` for every pair ``[a, b]``) and ``SelfBlend`` (``a_a``, Self-Blended Images). Every
+(``a_b`` for every pair ``[a, b]``) and ``SelfBlend`` (``a_a``, Self-Blended Images) by default,
+and on request ``SelfReenact`` (``a_a``, a Face2Face-style self-reenactment: the refiner's
+pixel-aligned training pairs). Every
 pixel is a function of the seed, so a given seed always gives the same dataset; every video is
 written atomically, so an interrupted run resumes where it stopped.
 
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METHODS", "SynthConfig", "make_dataset", "split_pairs", "read_marker",
+__all__ = ["METHODS", "DEFAULT_METHODS", "SELF_METHODS", "SynthConfig", "make_dataset", "split_pairs", "read_marker",
            "original_path", "fake_path", "mask_path", "fake_source", "video_ids", "MARKER"]
 
 #: The file that marks a folder as (being) written by ``forensics synth``.
@@ -58,7 +60,12 @@ REVISION = 3
 _OWNED = ("original_sequences", "manipulated_sequences", "splits", MARKER)
 #: Manipulation methods, as the folder names of ``manipulated_sequences/`` (implemented in
 #: :mod:`forensics.synth.methods`).
-METHODS = ("FaceSwap", "SelfBlend")
+METHODS = ("FaceSwap", "SelfBlend", "SelfReenact")
+#: What ``forensics synth`` makes unless asked: the detectors' training data. ``SelfReenact``
+#: (the refiner's pairs) is asked for by name.
+DEFAULT_METHODS = ("FaceSwap", "SelfBlend")
+#: Methods whose fake of ``a`` is ``a_a``: source and target are the same person.
+SELF_METHODS = ("SelfBlend", "SelfReenact")
 MAX_WIDTH, MAX_HEIGHT = 1280, 720
 # libx264's output depends on its thread count, which it otherwise takes from the CPU count:
 # fixed, the same seed gives the same bytes on any machine with the same libx264.
@@ -83,7 +90,7 @@ class SynthConfig:
 
     seed: int = 0
     originals: int = 12
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     seconds: float = 3.0
     fps: int = 25
     width: int = 640
@@ -149,7 +156,7 @@ def split_pairs(originals: int) -> dict[str, list[list[str]]]:
     """FaceForensics++ splits: pairs ``[a, b]`` of ids, ~70/15/15 % of the pairs.
 
     A pair puts originals ``a`` and ``b``, and the fakes ``a_b``, ``b_a`` (FaceSwap) and ``a_a``,
-    ``b_b`` (SelfBlend), in its split. Val and test get at least one pair each.
+    ``b_b`` (SelfBlend, SelfReenact), in its split. Val and test get at least one pair each.
     """
     ids = video_ids(originals)
     pairs = [[ids[i], ids[i + 1]] for i in range(0, len(ids) - 1, 2)]
@@ -180,7 +187,7 @@ def mask_path(root: str | os.PathLike, method: str, target: str, source: str) ->
 
 def fake_source(method: str, target: str, partner: str) -> str:
     """The source id of ``method``'s fake of ``target``, whose pair partner is ``partner``."""
-    return target if method == "SelfBlend" else partner
+    return target if method in SELF_METHODS else partner
 
 
 def _package_version() -> str:

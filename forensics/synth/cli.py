@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--originals", type=int, default=12, metavar="N",
                         help="number of real videos, even, >= 6 (default 12)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
-                        help="manipulation methods: FaceSwap, SelfBlend (default both)")
+                        help="manipulation methods: FaceSwap, SelfBlend, SelfReenact (default FaceSwap SelfBlend; "
+                             "SelfReenact makes the refiner's self-reenactment pairs)")
     parser.add_argument("--seconds", type=float, default=3.0, help="video length (default 3)")
     parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
     parser.add_argument("--width", type=int, default=640, help="frame width, up to 1280 (default 640)")
@@ -37,12 +38,12 @@ def run(args: argparse.Namespace) -> int:
     """Generate the dataset described by ``args``; return the exit status."""
     import logging
 
-    from forensics.synth import METHODS, SynthConfig, make_dataset
+    from forensics.synth import DEFAULT_METHODS, SynthConfig, make_dataset
 
     config = SynthConfig(
         seed=args.seed,
         originals=args.originals,
-        methods=tuple(args.methods) if args.methods else METHODS,
+        methods=tuple(args.methods) if args.methods else DEFAULT_METHODS,
         seconds=args.seconds,
         fps=args.fps,
         width=args.width,

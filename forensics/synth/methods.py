@@ -23,7 +23,20 @@ inside the manipulated region, whose soft mask the method returns too.
     affine warp (scale, rotation, translation), through a randomly deformed, feathered mask
     at a random blend ratio. Fake ``a_a`` keeps the identity; only blending artefacts remain,
     and the original video is its pixel-aligned ground truth, which makes these pairs the
-    training data of a refiner learning to undo a manipulation.
+    training data of a detector (the random warp and colour are what SBI wants a detector
+    to see). Not a self-reenactment in the refiner's sense: the warp moves the face off its
+    original, so the original frame is not its pixel-aligned ground truth.
+
+``SelfReenact``
+    A self-reenactment in the manner of Face2Face (Thies et al., CVPR 2016) run with source ==
+    target, as FaceForensics (Rössler et al., 2018) made the training pairs of its refiner:
+    the tracked face is re-rendered from a face model with the person's own expression, so
+    the geometry is the original's and what differs is the renderer: a smoothed texture, the
+    model's shading (flatter contrast, a warm colour bias, a brightness offset, much the same
+    for every video, drawn with a small per-video jitter) and a render at a lower resolution
+    than the video. Fake ``a_a`` is aligned with its original pixel for pixel outside the mask
+    and feature for feature inside it: the training data of a refiner learning to undo a
+    manipulation.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ import numpy as np
 from forensics.synth import METHODS
 from forensics.synth.faces import FACE_BOX, FACE_H, PATCH_H, PATCH_W, Identity, inner_face_mask
 
-__all__ = ["METHODS", "Fake", "face_swap", "self_blend", "manipulate"]
+__all__ = ["METHODS", "Fake", "face_swap", "self_blend", "self_reenact", "manipulate"]
 
 
 @dataclass(frozen=True)
@@ -121,14 +134,39 @@ def self_blend(target: Identity, rng: np.random.Generator) -> Fake:
     return Fake(_blend(target.rgb, src, mask), mask, rerender=rng.uniform(0.2, 0.35))
 
 
+#: The renderer's shading of :func:`self_reenact`: per-channel gain (RGB), contrast around the
+#: face's mean, and brightness offset; each drawn per video within ``RENDER_JITTER`` of these.
+RENDER_GAIN = (1.06, 0.98, 0.92)
+RENDER_CONTRAST = 0.88
+RENDER_OFFSET = 5.0
+RENDER_JITTER = 0.015
+
+
+def self_reenact(target: Identity, rng: np.random.Generator) -> Fake:
+    """Re-render ``target``'s inner face as a face-model renderer would (see the module docstring)."""
+    jitter = lambda: rng.uniform(-RENDER_JITTER, RENDER_JITTER)  # noqa: E731
+    gain = np.array(RENDER_GAIN, np.float32) + rng.uniform(-RENDER_JITTER, RENDER_JITTER, 3)
+    contrast = RENDER_CONTRAST + jitter()
+    mean = (target.rgb * target.inner[..., None]).sum((0, 1)) / target.inner.sum()
+    # A model texture holds less detail than the camera saw.
+    src = cv2.GaussianBlur(target.rgb, (0, 0), rng.uniform(1.0, 1.5))
+    src = ((src - mean) * contrast + mean) * gain + RENDER_OFFSET * (1 + 10 * jitter())
+    mask = _random_mask(rng, (1.0, 1.1))
+    return Fake(_blend(target.rgb, np.clip(src, 0, 255).astype(np.float32), mask),
+                mask, rerender=rng.uniform(0.35, 0.5))
+
+
 def manipulate(method: str, target: Identity, source: Identity,
                rng: np.random.Generator) -> Fake:
     """Apply ``method`` (one of :data:`METHODS`) to ``target`` with ``source``'s face.
 
-    ``source`` is ignored by ``SelfBlend``, whose source is the target itself.
+    ``source`` is ignored by the self-manipulations (``SelfBlend``, ``SelfReenact``), whose
+    source is the target itself.
     """
     if method == "FaceSwap":
         return face_swap(target, source, rng)
     if method == "SelfBlend":
         return self_blend(target, rng)
+    if method == "SelfReenact":
+        return self_reenact(target, rng)
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")

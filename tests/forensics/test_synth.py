@@ -12,6 +12,7 @@ import pytest
 
 from forensics.errors import ForensicsError
 from forensics.synth import (
+    DEFAULT_METHODS,
     MARKER,
     METHODS,
     SynthConfig,
@@ -26,7 +27,7 @@ from forensics.video import read_frames, video_info
 
 # Small but faithful: 6 originals (3 pairs: train, val, test), lossless c0 to check alignment
 # and c23 like the real data.
-CONFIG = SynthConfig(seed=7, originals=6, seconds=1.2, fps=25, width=320, height=240,
+CONFIG = SynthConfig(seed=7, originals=6, methods=METHODS, seconds=1.2, fps=25, width=320, height=240,
                      compressions=("c0", "c23"))
 # The cheapest dataset, for the tests of the output folder handling.
 TINY = SynthConfig(seed=1, originals=6, seconds=0.2, fps=25, width=160, height=120,
@@ -47,7 +48,7 @@ def _expected_files(root: Path, config: SynthConfig, pairs) -> set[Path]:
             for c in config.compressions:
                 files.add(original_path(root, c, target))
             for method in config.methods:
-                source = target if method == "SelfBlend" else partner
+                source = target if method in ("SelfBlend", "SelfReenact") else partner
                 files.add(mask_path(root, method, target, source))
                 for c in config.compressions:
                     files.add(fake_path(root, method, c, target, source))
@@ -68,10 +69,11 @@ def test_layout(synth_root: Path) -> None:
             expected.add(r / f"manipulated_sequences/FaceSwap/{c}/videos/{a}_{b}.mp4")
             expected.add(r / f"manipulated_sequences/FaceSwap/masks/videos/{a}_{b}.mp4")
         for a in IDS:
-            expected.add(r / f"manipulated_sequences/SelfBlend/{c}/videos/{a}_{a}.mp4")
-            expected.add(r / f"manipulated_sequences/SelfBlend/masks/videos/{a}_{a}.mp4")
-    # marker + 3 splits, 6 originals x 2 levels, 6 fakes x 2 methods x 2 levels, 12 masks
-    assert len(expected) == 4 + 12 + 24 + 12
+            for method in ("SelfBlend", "SelfReenact"):
+                expected.add(r / f"manipulated_sequences/{method}/{c}/videos/{a}_{a}.mp4")
+                expected.add(r / f"manipulated_sequences/{method}/masks/videos/{a}_{a}.mp4")
+    # marker + 3 splits, 6 originals x 2 levels, 6 fakes x 3 methods x 2 levels, 18 masks
+    assert len(expected) == 4 + 12 + 36 + 18
     assert {p for p in r.rglob("*") if p.is_file()} == expected
 
     marker = read_marker(r)
@@ -129,7 +131,8 @@ def test_every_video_decodes(synth_root: Path) -> None:
 
 @pytest.mark.parametrize("method, target, source",
                          [("FaceSwap", "000", "001"), ("FaceSwap", "003", "002"),
-                          ("SelfBlend", "001", "001"), ("SelfBlend", "004", "004")])
+                          ("SelfBlend", "001", "001"), ("SelfBlend", "004", "004"),
+                          ("SelfReenact", "002", "002")])
 def test_fakes_are_aligned_with_their_original(synth_root: Path, method, target, source) -> None:
     original = _decode(original_path(synth_root, "c0", target)).astype(np.int16)
     fake = _decode(fake_path(synth_root, method, "c0", target, source)).astype(np.int16)
@@ -143,7 +146,8 @@ def test_fakes_are_aligned_with_their_original(synth_root: Path, method, target,
         assert diff[mask[t]].mean() > 3, (t, diff[mask[t]].mean())
 
 
-@pytest.mark.parametrize("method, target, source", [("FaceSwap", "000", "001"), ("SelfBlend", "001", "001")])
+@pytest.mark.parametrize("method, target, source", [("FaceSwap", "000", "001"), ("SelfBlend", "001", "001"),
+                                                    ("SelfReenact", "003", "003")])
 def test_fakes_lack_the_cameras_noise_inside_the_mask(synth_root: Path, method, target, source) -> None:
     """The manipulated region is rendered at a lower resolution than the frame (the trace
     that makes fakes learnable across identities): less fine detail than the original there."""
@@ -197,7 +201,7 @@ def test_same_seed_same_pixels_other_seed_other_pixels(synth_root: Path, tmp_pat
             continue
         assert (again / rel).read_bytes() == path.read_bytes(), rel  # byte for byte
         compared += 1
-    assert compared == 6 + 12 + 12 + 3  # c23 originals, fakes, masks, splits
+    assert compared == 6 + 18 + 18 + 3  # c23 originals, fakes, masks, splits
 
     other = make_dataset(tmp_path / "other", SynthConfig(**{**CONFIG.__dict__, "seed": 8,
                                                               "compressions": ("c23",),
@@ -366,5 +370,27 @@ def test_face_stays_in_frame_at_a_realistic_size(width: int, height: int) -> Non
 
 
 def test_methods_are_the_method_folders(synth_root: Path) -> None:
-    assert METHODS == ("FaceSwap", "SelfBlend")
+    assert METHODS == ("FaceSwap", "SelfBlend", "SelfReenact")
+    assert DEFAULT_METHODS == ("FaceSwap", "SelfBlend") and SynthConfig().methods == DEFAULT_METHODS
     assert sorted(p.name for p in (synth_root / "manipulated_sequences").iterdir()) == list(METHODS)
+
+
+def test_self_reenactment_keeps_the_face_where_it_was() -> None:
+    """SelfReenact re-renders the face in place: inside its mask, one colour transform of the
+    original explains the fake's low frequencies (the original is its ground truth), while
+    SelfBlend's warp moves the face and leaves errors no colour transform removes."""
+    from forensics.synth.faces import bundled_identities
+    from forensics.synth.methods import manipulate
+
+    def unexplained(method: str, k: int, target) -> float:  # RMS left after an affine colour fit
+        fake = manipulate(method, target, target, np.random.default_rng([0, k]))
+        inside = fake.mask > 0.5
+        a, b = (cv2.GaussianBlur(im, (0, 0), 3)[inside] for im in (fake.rgb, target.rgb))
+        design = np.c_[a, np.ones(len(a))]
+        coef, *_ = np.linalg.lstsq(design, b, rcond=None)
+        return float(np.sqrt(((design @ coef - b) ** 2).mean()))
+
+    identities = bundled_identities(6, 0)
+    reenact = [unexplained("SelfReenact", k, t) for k, t in enumerate(identities)]
+    blend = [unexplained("SelfBlend", k, t) for k, t in enumerate(identities)]
+    assert max(reenact) < 3 and np.mean(blend) > 3 * np.mean(reenact), (reenact, blend)

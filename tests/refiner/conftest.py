@@ -2,20 +2,25 @@
 
 The videos of ``forensics synth`` are rendered in memory (no video coding, no face detector)
 and cropped with the scene's own face boxes, 64x64: reals, self-reenactments ``a_a`` (method
-``SelfBlend``) and cross-identity ``FaceSwap`` fakes ``a_b``, every fake cropped with its
+``SelfReenact``) and cross-identity ``FaceSwap`` fakes ``a_b``, every fake cropped with its
 original's box at every frame, as preprocessing does. That is the pixel alignment the refiner
 relies on, at a fraction of the cost of the full pipeline.
 
-The self-reenactments here blend one fixed colour and contrast change into the inner face,
-the same for every video: a manipulation with a consistent artefact, as a reenactment
-renderer has, which a refiner can learn from 8 training videos in seconds. ``forensics
-synth``'s own ``SelfBlend`` draws a new colour, blur and warp for every video (Self-Blended
-Images); what a refiner learns from that at CPU scale is reported in ``docs/refiner.md``.
+The self-reenactments are ``forensics synth``'s own ``SelfReenact`` (a face-model renderer's
+re-rendering of the face, aligned with its original): the manipulation the refiner is for.
+
+Whether fine-tuning *learns* is checked on crops the user's way instead (:func:`reenact_manifest`:
+``forensics synth --methods SelfReenact``, H.264, ``forensics preprocess`` with MTCNN), with
+more identities and frames than the in-memory set: with 8 training videos of 8 frames a CPU
+run of seconds is too short to gain anything.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -24,20 +29,6 @@ import pytest
 from forensics.manifest import write_manifest
 
 SIZE = 64
-#: The fixed colour change of the test self-reenactments: contrast, then RGB offsets.
-CONTRAST, SHIFT = 1.1, (14.0, -8.0, 6.0)
-
-
-def colour_blend(target):
-    """A self-reenactment of ``target`` with a fixed colour change inside its inner face."""
-    from forensics.synth.faces import inner_face_mask
-    from forensics.synth.methods import Fake, _blend
-
-    mask = inner_face_mask()
-    source = np.clip((target.rgb - 128) * CONTRAST + 128 + np.array(SHIFT), 0, 255).astype(np.float32)
-    return Fake(_blend(target.rgb, source, mask), mask)
-
-
 def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZE, seed: int = 0,
                width: int = 160, height: int = 128) -> Path:
     """Write crops and ``root/manifest.csv``. Splits by pairs of videos: 2/3 train, then val, test."""
@@ -58,9 +49,9 @@ def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZ
     for a in range(originals):
         target = identities[a]
         swap = manipulate("FaceSwap", target, identities[partner[a]], np.random.default_rng([seed, 2, a]))
-        blend = colour_blend(target)
-        layers = [Layer(target.rgb), Layer(blend.rgb, blend.mask), Layer(swap.rgb, swap.mask)]
-        videos = [("original", ids[a], ""), ("SelfBlend", f"{ids[a]}_{ids[a]}", ids[a]),
+        blend = manipulate("SelfReenact", target, target, np.random.default_rng([seed, 4, a]))
+        layers = [Layer(target.rgb), Layer(blend.rgb, blend.mask, blend.rerender), Layer(swap.rgb, swap.mask, swap.rerender)]
+        videos = [("original", ids[a], ""), ("SelfReenact", f"{ids[a]}_{ids[a]}", ids[a]),
                   ("FaceSwap", f"{ids[a]}_{ids[partner[a]]}", ids[a])]
         scene = plan_scene(target, width, height, frames, 25, np.random.default_rng([seed, 3, a]))
         boxes = scene.face_boxes()
@@ -129,5 +120,41 @@ def refiner_run(refiner_manifest, stage1_run, runs_root) -> Path:
     out = runs_root / "finetune"
     cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
                       finetune_overrides(refiner_manifest, stage1_run, out))
+    assert main(cfg, "finetune") == 0
+    return out
+
+
+#: The learning check's dataset: 24 identities (16 to train on, 4 held-out test videos), 16
+#: frames each, SelfReenact fakes only, cropped at 64 px (about the faces' size at 320x240).
+REENACT_SYNTH = dict(originals=24, seconds=0.8, fps=20, width=320, height=240, methods=("SelfReenact",))
+REENACT_FRAMES = 16
+
+
+@pytest.fixture(scope="session")
+def reenact_manifest(tmp_path_factory) -> Path:
+    """``forensics synth --methods SelfReenact`` cropped by ``forensics preprocess`` (64 px)."""
+    from forensics.synth import SynthConfig, make_dataset
+
+    root = make_dataset(tmp_path_factory.mktemp("reenact_synth"), SynthConfig(**REENACT_SYNTH))
+    out = tmp_path_factory.mktemp("reenact_crops")
+    # A fresh process: preprocessing forks workers, unsafe once torch has started threads here.
+    proc = subprocess.run([sys.executable, "-m", "forensics", "preprocess", "--layout", "ffpp", "--root", str(root),
+                           "--out", str(out), "--frames", str(REENACT_FRAMES), "--crop-size", str(SIZE),
+                           "--no-progress", "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"forensics preprocess failed on the SelfReenact dataset:\n{proc.stderr}"
+    return out / "manifest.csv"
+
+
+@pytest.fixture(scope="session")
+def reenact_run(reenact_manifest, runs_root) -> Path:
+    """Pretrain (4 epochs on the reals) then fine-tune (12 epochs on the pairs) on :func:`reenact_manifest`."""
+    from forensics.config import load_config
+    from refiner.train import FinetuneConfig, PretrainConfig, main
+
+    stage1, out = runs_root / "reenact_stage1", runs_root / "reenact_finetune"
+    cfg = load_config(PretrainConfig, CONFIGS / "synth_pretrain.yaml", pretrain_overrides(reenact_manifest, stage1))
+    assert main(cfg, "pretrain") == 0
+    cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
+                      finetune_overrides(reenact_manifest, stage1, out))
     assert main(cfg, "finetune") == 0
     return out

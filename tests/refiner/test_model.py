@@ -63,8 +63,17 @@ def test_input_skip_blends_into_the_input_over_the_ramp():
         model(x)
     model.eval()
     assert model.input_weight == 1.0
-    # The residual head is still zero: the output is now exactly the input.
-    assert torch.allclose(model(x), x, atol=1e-6)
+    # Now the output is the input, re-coloured by the head's gain and offset maps...
+    maps = []
+    model.residual.register_forward_hook(lambda module, inputs, output: maps.append(output))
+    with torch.no_grad():
+        out = model(x)
+        gain, offset = maps[-1].chunk(2, dim=1)
+        assert torch.allclose(out, x + x * gain + offset, atol=1e-6) and not torch.allclose(out, x, atol=1e-3)
+        # ... and with a zero head exactly the input: nothing of the reconstruction is left.
+        model.residual.weight.zero_()
+        model.residual.bias.zero_()
+        assert torch.allclose(model(x), x, atol=1e-6)
 
 
 def test_frozen_parts_unchanged_after_fine_tuning_steps():

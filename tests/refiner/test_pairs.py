@@ -37,7 +37,7 @@ def reals(video: str, frames=range(3), **kw) -> list[dict]:
 def test_self_reenactments_pair_with_their_original_at_the_same_frame():
     df = manifest(reals("000") + reals("001")
                   + [row("Face2Face", "000_000", f, "000") for f in range(3)]  # FF++ name a_a
-                  + [row("SelfBlend", "001_001", f, "001") for f in range(2)])  # marked method
+                  + [row("SelfReenact", "001_001", f, "001") for f in range(2)])  # marked method
     pairs, report = find_pairs(df, PairingConfig())
     assert report.pairs == 5 and report.fakes == 5 and not any(report.dropped.values())
     f2f = pairs[pairs["method"] == "Face2Face"].sort_values("frame")
@@ -56,7 +56,7 @@ def test_a_method_marked_as_self_reenactment_pairs_whatever_its_video_names():
 
 
 def test_cross_identity_fakes_only_with_the_switch_and_a_warning(caplog):
-    df = manifest(reals("000") + reals("001") + [row("SelfBlend", "000_000", 0, "000")]
+    df = manifest(reals("000") + reals("001") + [row("SelfReenact", "000_000", 0, "000")]
                   + [row("FaceSwap", "000_001", f, "000") for f in range(3)]
                   + [row("FaceSwap", "001_000", f, "") for f in range(3)])  # original from the name
     pairs, report = find_pairs(df, PairingConfig())
@@ -72,24 +72,24 @@ def test_cross_identity_fakes_only_with_the_switch_and_a_warning(caplog):
 
 def test_drop_reasons_are_counted_and_logged(caplog):
     df = manifest(reals("000", frames=[0, 1, 2]) + reals("002", compression="c40")
-                  + [row("SelfBlend", "000_000", 0, "000"),                       # pairs
-                     row("SelfBlend", "000_000", 5, "000"),                       # no real at frame 5
-                     row("SelfBlend", "000_000", 1, "000", box=(12, 10, 50, 50)),  # box differs by 2 px
-                     row("SelfBlend", "000_000", 2, "000", box=(10.5, 10, 50, 50)),  # within tolerance
-                     row("SelfBlend", "001_001", 0, "001"),                       # original not in manifest
-                     row("SelfBlend", "002_002", 0, "002"),                       # original only at c40
-                     row("SelfBlend", "weird", 0, "")])                           # no original id
+                  + [row("SelfReenact", "000_000", 0, "000"),                       # pairs
+                     row("SelfReenact", "000_000", 5, "000"),                       # no real at frame 5
+                     row("SelfReenact", "000_000", 1, "000", box=(12, 10, 50, 50)),  # box differs by 2 px
+                     row("SelfReenact", "000_000", 2, "000", box=(10.5, 10, 50, 50)),  # within tolerance
+                     row("SelfReenact", "001_001", 0, "001"),                       # original not in manifest
+                     row("SelfReenact", "002_002", 0, "002"),                       # original only at c40
+                     row("SelfReenact", "weird", 0, "")])                           # no original id
     with caplog.at_level(logging.INFO, logger="refiner.pairs"):
         pairs, report = find_pairs(df, PairingConfig())
     assert report.pairs == 2 and report.fakes == 7
     assert report.dropped == {"no_original": 1, "cross_identity": 0, "original_missing": 1, "compression": 1,
                               "frame": 1, "box": 1}
-    assert "SelfBlend/000_000 frame 5" in report.examples["frame"]
+    assert "SelfReenact/000_000 frame 5" in report.examples["frame"]
     assert "2 pair(s) from 7 fake crop(s)" in caplog.text and "boxes differ" in caplog.text
 
 
 def test_no_pairs_error_says_why_with_counts():
-    df = manifest(reals("000", frames=[10, 11]) + [row("SelfBlend", "000_000", f, "000") for f in range(3)]
+    df = manifest(reals("000", frames=[10, 11]) + [row("SelfReenact", "000_000", f, "000") for f in range(3)]
                   + [row("FaceSwap", "000_001", 0, "000")])
     with pytest.raises(ForensicsError) as error:
         find_pairs(df, PairingConfig(), split="train", source="m.csv")
@@ -97,24 +97,24 @@ def test_no_pairs_error_says_why_with_counts():
     assert message.startswith("m.csv: no pairs can be formed from 4 fake crop(s) in split 'train'")
     assert "1 are cross-identity fakes" in message and "3 have no real crop of their original at the same frame" in message
     assert "frame indices don't match" in message and len(message.splitlines()) == 1
-    no_reals = manifest([row("SelfBlend", "000_000", 0, "000")])
+    no_reals = manifest([row("SelfReenact", "000_000", 0, "000")])
     with pytest.raises(ForensicsError, match="1 have no real crops of their original video in the manifest"):
         find_pairs(no_reals, PairingConfig())
     with pytest.raises(ForensicsError, match="no fake crops to pair in split 'val'.*fake methods in the manifest: "
-                                             "FaceSwap, SelfBlend"):
+                                             "FaceSwap, SelfReenact"):
         find_pairs(df, PairingConfig(), split="val")
 
 
 def test_split_methods_and_face_index_select_the_pairs():
     df = manifest(reals("000", face=0) + reals("000", face=1)
-                  + [row("SelfBlend", "000_000", 0, "000", face=1), row("Face2Face", "000_000", 1, "000", face=0),
-                     row("SelfBlend", "000_000", 2, "000", face=0, split="test")])
-    pairs, _ = find_pairs(df, PairingConfig(), split="train", methods=["SelfBlend"])
+                  + [row("SelfReenact", "000_000", 0, "000", face=1), row("Face2Face", "000_000", 1, "000", face=0),
+                     row("SelfReenact", "000_000", 2, "000", face=0, split="test")])
+    pairs, _ = find_pairs(df, PairingConfig(), split="train", methods=["SelfReenact"])
     assert len(pairs) == 1 and pairs["target_line"].iat[0] == 5  # the real crop of face 1, frame 0
 
 
 def test_crops_of_different_sizes_are_an_error_naming_the_rows(tmp_path):
-    df = manifest(reals("000", frames=[0, 1]) + [row("SelfBlend", "000_000", f, "000") for f in (0, 1)],
+    df = manifest(reals("000", frames=[0, 1]) + [row("SelfReenact", "000_000", f, "000") for f in (0, 1)],
                   root=str(tmp_path))
     for r in df.itertuples():
         side = 40 if (r.method == "original" and r.frame == 1) else 32
@@ -123,7 +123,7 @@ def test_crops_of_different_sizes_are_an_error_naming_the_rows(tmp_path):
     pairs, _ = find_pairs(df, PairingConfig())
     with pytest.raises(ForensicsError) as error:
         check_sizes(pairs, "m.csv")
-    assert str(error.value) == ("m.csv: the crops of a pair differ in size: manifest row 5 (SelfBlend/000_000 frame 1, "
+    assert str(error.value) == ("m.csv: the crops of a pair differ in size: manifest row 5 (SelfReenact/000_000 frame 1, "
                                 "32x32) vs manifest row 3 (its original, 40x40): crop fakes and originals with the "
                                 "same settings")
     assert check_sizes(pairs[pairs["frame"] == 0]) == 32

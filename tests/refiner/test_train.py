@@ -30,11 +30,18 @@ def test_pretrain_reduces_reconstruction_loss(stage1_run):
     assert (stage1_run / "samples" / "epoch_003.png").is_file() and (stage1_run / "config.yaml").is_file()
 
 
-def test_finetune_brings_held_out_fakes_closer_to_their_originals(refiner_run):
-    report = json.loads((refiner_run / "report.json").read_text())
+def test_finetune_brings_held_out_fakes_closer_to_their_originals(reenact_run):
+    """The issue's bar: >= 1 dB PSNR gain on held-out self-reenactment pairs, made the user's way."""
+    report = json.loads((reenact_run / "report.json").read_text())
     test = report["test"]
-    assert test["n"] == 16  # the SelfBlend fakes of the 2 test videos; FaceSwap a_b not paired
-    assert test["gain"]["psnr"] >= 1.0, test
+    assert test["n"] == 4 * 16  # the SelfReenact fakes of the 4 test videos, every frame paired
+    assert test["gain"]["psnr"] >= 1.0 and test["gain"]["l1"] > 0, test
+    assert report["val"]["gain"]["psnr"] >= 1.0, report["val"]
+
+
+def test_finetune_starts_from_the_pretrained_reconstruction_and_logs_the_gain(refiner_run):
+    report = json.loads((refiner_run / "report.json").read_text())
+    assert report["test"]["n"] == 16  # the SelfReenact fakes of the 2 test videos; FaceSwap a_b not paired
     # Fine-tuning started from the stage-1 reconstruction (skips added without changing it),
     # far below the input's own PSNR, not from the input.
     start = report["val_at_start"]
