@@ -2,7 +2,8 @@
 
 Built from what the pipeline already wrote (the evaluation's ``report.json`` and per-crop
 ``predictions.csv``, the training run's ``metrics.jsonl``, ``forensics predict``'s per-frame
-scores), so it never recomputes a metric: the numbers are the evaluation's. Figures are
+scores, and when the refiner ran, its fine-tuning report, its sample grid and the detector's
+evaluation on refined fakes), so it never recomputes a metric: the numbers are the evaluation's. Figures are
 matplotlib PNGs embedded as base64, so the HTML file stands alone.
 """
 
@@ -136,6 +137,45 @@ def _metric_rows(split_report: dict) -> str:
     return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 
+def refiner_summary(out: Path) -> dict[str, Any] | None:
+    """The refiner's held-out pair metrics and the detector on its fakes before/after refinement.
+
+    Read from ``OUT/refiner/report.json`` and ``OUT/eval_refined/report.json``; ``None`` when
+    the refiner stages did not run.
+    """
+    run, evaluation = out / "refiner" / "report.json", out / "eval_refined" / "report.json"
+    if not (run.is_file() and evaluation.is_file()):
+        return None
+    pairs = json.loads(run.read_text())["test"]
+    scored = json.loads(evaluation.read_text())
+    per_method = scored[scored["split"]]["per_method"]
+    detector = {method: {"frame_auc": m["frame"]["auc"], "video_auc": m["video"]["auc"],
+                         "frames_caught": m["frame"]["fake_acc"], "frames": m["frame"]["n_fake"]}
+                for method, m in per_method.items() if method != "original"}
+    return {"pairs": pairs["n"], **{k: pairs[k] for k in ("input", "output", "gain")}, "detector": detector}
+
+
+def _refiner_html(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return ""
+
+    def num(x, digits=3):
+        return "undefined" if x is None else f"{x:.{digits}f}"
+
+    quality = "".join(f"<tr><th>{name}</th><td>{num(summary[key]['psnr'], 2)} dB</td><td>{num(summary[key]['ssim'])}</td>"
+                      f"<td>{num(summary[key]['l1'], 4)}</td></tr>"
+                      for name, key in (("fake (input)", "input"), ("refined fake", "output")))
+    detector = "".join(f"<tr><th>{html.escape(method)}</th><td>{num(d['frame_auc'])}</td><td>{num(d['video_auc'])}</td>"
+                       f"<td>{num(d['frames_caught'])} of {d['frames']}</td></tr>"
+                       for method, d in summary["detector"].items())
+    return f"""<h2>Refiner (test split, {summary['pairs']} self-reenactment pairs)</h2>
+<p>Closeness to the original frame (higher PSNR/SSIM, lower L1 is closer): gain
+{num(summary['gain']['psnr'], 2)} dB PSNR.</p>
+<table><tr><th></th><th>PSNR</th><th>SSIM</th><th>L1</th></tr>{quality}</table>
+<h3>The detector on refined fakes (per method: its fakes against the test split's reals)</h3>
+<table><tr><th></th><th>frame AUC</th><th>video AUC</th><th>frames called fake</th></tr>{detector}</table>"""
+
+
 def write_report(out: str | os.PathLike, timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Write ``OUT/report.json`` and ``OUT/report.html`` from a demo folder's outputs."""
     out = Path(out)
@@ -151,6 +191,7 @@ def write_report(out: str | os.PathLike, timings: dict[str, float] | None = None
         "training": {"epochs": len({m["epoch"] for m in metrics if "epoch" in m}),
                      "final_val": next((m for m in reversed(metrics) if "val/video/auc" in m), {})},
         "predict": _predict_summary(videos),
+        "refiner": refiner_summary(out),
         "seconds": timings or {},
     }
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=_json_default) + "\n")
@@ -160,6 +201,10 @@ def write_report(out: str | os.PathLike, timings: dict[str, float] | None = None
         "Training curves": training_figure(metrics),
         "Test crops and their scores": sample_grid(predictions, out / "crops"),
     }
+    grids = sorted((out / "refiner" / "samples").glob("epoch_*.png"))
+    if report["refiner"] is not None and grids:  # the refiner's own grid of its last epoch
+        figures["Refiner on val pairs: input | refined | target | |difference|"] = base64.b64encode(
+            grids[-1].read_bytes()).decode()
     atomic_write_text(out / "report.html", _html(report, figures))
     return report
 
@@ -193,6 +238,7 @@ detector does on FaceForensics++.</p>
 <h2>Headline metrics (test split; checkpoint chosen on val, epoch {report['best_epoch']})</h2>
 {_metric_rows(report['test'])}
 <h2>forensics predict</h2><ul>{predicted}</ul>
+{_refiner_html(report['refiner'])}
 {images}
 <p>Stage times: {html.escape(timing)}</p>
 </body></html>

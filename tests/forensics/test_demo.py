@@ -32,8 +32,10 @@ def _env():
 
 def test_every_stage_prints_its_command(demo):
     _, stdout = demo
-    for stage in ("synth", "preprocess", "train", "evaluate", "predict"):
+    for stage in ("synth", "preprocess", "train", "evaluate", "predict", "refiner pretrain", "refiner finetune",
+                  "refiner apply"):
         assert re.search(rf"\] {stage}: forensics {stage} ", stdout), stage
+    assert re.search(r"\] evaluate refined: forensics evaluate .*SelfReenact-refined", stdout)
     assert "video-level AUC" in stdout and "frame-level AUC" in stdout and "wandb sync" in stdout
 
 
@@ -42,13 +44,21 @@ def test_report_json_and_html(demo):
     report = json.loads((out / "report.json").read_text())
     for level in ("video", "frame"):
         assert {"auc", "acc", "ap", "eer", "log_loss", "n"} <= set(report["test"][level])
-    assert {"original", "FaceSwap", "SelfBlend"} <= set(report["test"]["per_method"])
+    # The detector learns from and is scored on FaceSwap and SelfBlend; SelfReenact is the refiner's.
+    assert set(report["test"]["per_method"]) == {"original", "FaceSwap", "SelfBlend"}
     assert report["training"]["epochs"] >= 1 and len(report["predict"]) == 2
-    assert set(report["seconds"]) == {"synth", "preprocess", "train", "evaluate", "predict"}
+    assert set(report["seconds"]) == {"synth", "preprocess", "train", "evaluate", "predict", "refiner pretrain",
+                                      "refiner finetune", "refiner apply", "evaluate refined"}
+    refiner = report["refiner"]
+    assert refiner["pairs"] == 2 * 6  # the 2 test videos' SelfReenact fakes, 6 frames each
+    assert refiner["gain"]["psnr"] == pytest.approx(refiner["output"]["psnr"] - refiner["input"]["psnr"])
+    assert set(refiner["detector"]) == {"SelfReenact", "SelfReenact-refined"}
+    assert all(d["frames"] == 12 and 0 <= d["frames_caught"] <= 1 for d in refiner["detector"].values())
     html = (out / "report.html").read_text()
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
-    assert len(images) == 4 and all(len(b) > 1000 for b in images)
-    for title in ("ROC curve", "Accuracy per method", "Training curves", "Test crops and their scores"):
+    assert len(images) == 5 and all(len(b) > 1000 for b in images)
+    for title in ("ROC curve", "Accuracy per method", "Training curves", "Test crops and their scores",
+                  "Refiner on val pairs", "The detector on refined fakes"):
         assert title in html
 
 
@@ -75,7 +85,7 @@ def test_rerun_reuses_completed_stages(demo, capsys):
     out, _ = demo
     assert main(["demo", "--fast", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("already complete, reusing") == 5
+    assert printed.count("already complete, reusing") == 9
 
 
 def test_refuses_foreign_folder_and_missing_gpu(tmp_path, capsys):
