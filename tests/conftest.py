@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.pipeline import preprocess, synth_crops
 
 # Two shared cores: one intra-op thread per process avoids oversubscription (torchrun does
 # the same for its workers), and subprocesses inherit it.
@@ -99,24 +99,10 @@ def crop_manifest(synth_root, tmp_path_factory) -> Path:
         import preprocessing.cli  # noqa: F401
     except ModuleNotFoundError:
         return make_crops(synth_root, out)
-    # In a fresh process: its worker processes are forked, which is unsafe from this one once
-    # torch has started threads (a test module may have run a model already).
-    proc = subprocess.run([sys.executable, "-m", "forensics", "preprocess", "--layout", "ffpp", "--root",
-                           str(synth_root), "--out", str(out), "--frames", str(FRAMES_PER_VIDEO), "--no-progress",
-                           "--workers", "2"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"forensics preprocess failed on the synthetic dataset:\n{proc.stderr}"
-    return out / "manifest.csv"
+    return preprocess(synth_root, out, FRAMES_PER_VIDEO)
 
 
 @pytest.fixture(scope="session")
 def learn_manifest(tmp_path_factory) -> Path:
     """``manifest.csv`` of 112x112 crops (10 per video) of a 40-identity synthetic dataset."""
-    from forensics.synth import SynthConfig, make_dataset
-
-    root = make_dataset(tmp_path_factory.mktemp("learn_synth"), SynthConfig(**LEARN_SYNTH))
-    out = tmp_path_factory.mktemp("learn_crops")
-    proc = subprocess.run([sys.executable, "-m", "forensics", "preprocess", "--layout", "ffpp", "--root", str(root),
-                           "--out", str(out), "--frames", str(LEARN_FRAMES), "--crop-size", str(LEARN_CROP),
-                           "--no-progress", "--workers", "2"], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"forensics preprocess failed on the synthetic dataset:\n{proc.stderr}"
-    return out / "manifest.csv"
+    return synth_crops(tmp_path_factory, "learn", LEARN_SYNTH, LEARN_FRAMES, LEARN_CROP)

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from forensics.manifest import write_manifest
+from tests.pipeline import synth_crops
 
 SIZE = 64
 def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZE, seed: int = 0,
@@ -133,16 +131,7 @@ REENACT_FRAMES = 16
 @pytest.fixture(scope="session")
 def reenact_manifest(tmp_path_factory) -> Path:
     """``forensics synth --methods SelfReenact`` cropped by ``forensics preprocess`` (64 px)."""
-    from forensics.synth import SynthConfig, make_dataset
-
-    root = make_dataset(tmp_path_factory.mktemp("reenact_synth"), SynthConfig(**REENACT_SYNTH))
-    out = tmp_path_factory.mktemp("reenact_crops")
-    # A fresh process: preprocessing forks workers, unsafe once torch has started threads here.
-    proc = subprocess.run([sys.executable, "-m", "forensics", "preprocess", "--layout", "ffpp", "--root", str(root),
-                           "--out", str(out), "--frames", str(REENACT_FRAMES), "--crop-size", str(SIZE),
-                           "--no-progress", "--workers", "2"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"forensics preprocess failed on the SelfReenact dataset:\n{proc.stderr}"
-    return out / "manifest.csv"
+    return synth_crops(tmp_path_factory, "reenact", REENACT_SYNTH, REENACT_FRAMES, SIZE)
 
 
 @pytest.fixture(scope="session")
