@@ -63,6 +63,55 @@ def _at_size(crop, refined, low):
     return (crop.float() + correction).round().clamp(0, 255).to(torch.uint8)
 
 
+class LoadedRefiner:
+    """A fine-tuned refiner checkpoint, ready to refine uint8 crops of any size.
+
+    Args:
+        checkpoint: ``checkpoints/best.pt`` of ``forensics refiner finetune``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        ForensicsError: not a refiner checkpoint, or weights that don't fit.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str = "auto") -> None:
+        import torch
+
+        from forensics.checkpoint import load_checkpoint
+        from forensics.fit import resolve_device
+        from refiner.model import build_from_info, load_refiner_weights
+        from refiner.task import ReconstructionTask
+
+        checkpoint = Path(checkpoint)
+        state = load_checkpoint(checkpoint)
+        info = state.get("model_info") or {}
+        if info.get("name") != "refiner":
+            raise ForensicsError(f"{checkpoint}: not a refiner checkpoint (model {info.get('name')!r})")
+        if info.get("skips") is None:
+            log.warning("%s is a stage-1 autoencoder (no skips): its output is a reconstruction, not a refinement",
+                        checkpoint)
+        self.model = build_from_info(info)
+        load_refiner_weights(self.model, state, str(checkpoint))
+        self.device = resolve_device(device, 0) if device in ("auto", "cpu", "cuda") else torch.device(device)
+        self.model.to(self.device).eval()
+        data_cfg = info["data_config"]
+        self.task = ReconstructionTask(data_cfg["mean"], data_cfg["std"])
+        self.side = int(data_cfg["input_size"][-1])
+        self.mean = torch.tensor(data_cfg["mean"], device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data_cfg["std"], device=self.device).view(1, -1, 1, 1)
+
+    def refine(self, crops: list) -> list:
+        """Refine uint8 ``C x H x W`` crops (one forward pass); uint8 crops of the same sizes."""
+        import torch
+
+        from refiner.data import resize
+
+        with torch.no_grad():
+            small = torch.stack([resize(c, self.side) for c in crops]).to(self.device).float()
+            outputs = self.task.to_unit(self.model((small / 255 - self.mean) / self.std).float()).clamp(0, 1) * 255
+        return [_at_size(crop, image, low) for crop, image, low in zip(crops, outputs.cpu(), small.cpu())]
+
+
 def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, method: str, *, name: str | None = None,
                   splits: Sequence[str] | None = None, out: str | os.PathLike | None = None, batch_size: int = 32,
                   device: str = "auto", overwrite: bool = False) -> Path:
@@ -75,33 +124,13 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
         ForensicsError: not a refiner checkpoint, no such fakes, the new name already used,
             refined crops of another checkpoint in the way (without ``overwrite``).
     """
-    import torch
-
     from forensics.atomic import atomic_dir, atomic_write_text
-    from forensics.checkpoint import load_checkpoint
     from forensics.crops import write_png
     from forensics.data import read_crop
     from forensics.manifest import read_manifest, write_manifest
-    from forensics.fit import resolve_device
-    from refiner.data import resize
-    from refiner.model import build_from_info, load_refiner_weights
-    from refiner.task import ReconstructionTask
 
     checkpoint, manifest = Path(checkpoint), Path(manifest)
-    state = load_checkpoint(checkpoint)
-    info = state.get("model_info") or {}
-    if info.get("name") != "refiner":
-        raise ForensicsError(f"{checkpoint}: not a refiner checkpoint (model {info.get('name')!r})")
-    if info.get("skips") is None:
-        log.warning("%s is a stage-1 autoencoder (no skips): its output is a reconstruction, not a refinement",
-                    checkpoint)
-    model = build_from_info(info)
-    load_refiner_weights(model, state, str(checkpoint))
-    dev = resolve_device(device, 0) if device in ("auto", "cpu", "cuda") else torch.device(device)
-    model.to(dev).eval()
-    data_cfg = info["data_config"]
-    task = ReconstructionTask(data_cfg["mean"], data_cfg["std"])
-    side = int(data_cfg["input_size"][-1])
+    refiner = LoadedRefiner(checkpoint, device)
 
     df = read_manifest(manifest)
     root = Path(df.attrs["root"])
@@ -144,25 +173,19 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
     if chosen["_file"].duplicated().any():
         dup = chosen.loc[chosen["_file"].duplicated(), "path"].iloc[0]
         raise ForensicsError(f"{manifest}: two crops of one video share the file name of {dup}")
-    mean = torch.tensor(data_cfg["mean"], device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(data_cfg["std"], device=dev).view(1, -1, 1, 1)
     done = refined = 0
-    with torch.no_grad():
-        for folder, rows in chosen.groupby("_folder", sort=False):
-            folder = Path(folder)
-            if folder.is_dir() and all(Path(f).is_file() for f in rows["_file"]):
-                done += 1
-                continue
-            with atomic_dir(folder) as tmp:
-                paths = [root / p for p in rows["path"]]
-                for i in range(0, len(paths), batch_size):
-                    crops = [read_crop(str(p)) for p in paths[i:i + batch_size]]
-                    small = torch.stack([resize(c, side) for c in crops]).to(dev).float()
-                    outputs = task.to_unit(model((small / 255 - mean) / std).float()).clamp(0, 1) * 255
-                    for crop, image, low, path in zip(crops, outputs.cpu(), small.cpu(), paths[i:i + batch_size]):
-                        image = _at_size(crop, image, low)
-                        write_png(tmp / path.name, image.permute(1, 2, 0).numpy())
-            refined += 1
+    for folder, rows in chosen.groupby("_folder", sort=False):
+        folder = Path(folder)
+        if folder.is_dir() and all(Path(f).is_file() for f in rows["_file"]):
+            done += 1
+            continue
+        with atomic_dir(folder) as tmp:
+            paths = [root / p for p in rows["path"]]
+            for i in range(0, len(paths), batch_size):
+                crops = [read_crop(str(p)) for p in paths[i:i + batch_size]]
+                for image, path in zip(refiner.refine(crops), paths[i:i + batch_size]):
+                    write_png(tmp / path.name, image.permute(1, 2, 0).numpy())
+        refined += 1
     log.info("%s: refined %d video(s) of %s into %s (%d already done)", checkpoint.name, refined, method, base, done)
 
     rows = chosen.drop(columns=["_folder", "_file"]).assign(

@@ -1,4 +1,4 @@
-"""``forensics refiner {pretrain,finetune,apply}``: the refiner's command line.
+"""``forensics refiner {pretrain,finetune,apply,video}``: the refiner's command line.
 
 Only argparse is imported here: the dispatcher imports this module to build ``forensics
 --help``; torch, pandas and the rest are imported by the subcommand that runs.
@@ -23,19 +23,33 @@ def _apply_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard refined crops of an earlier run")
 
 
+def _video_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="videos whose faces to refine")
+    parser.add_argument("--checkpoint", required=True, help="a fine-tuned refiner checkpoint (checkpoints/best.pt)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the refined videos (same names)")
+    parser.add_argument("--crop-size", type=int, help="side of the crops the refiner was trained on (default 224)")
+    parser.add_argument("--crop-scale", type=float, help="their crop square relative to the face box (default 1.3)")
+    parser.add_argument("--crf", type=int, default=23, help="libx264 CRF of the output (default 23, FF++'s c23)")
+    parser.add_argument("--batch-size", type=int, default=32, help="frames per detection and refinement batch")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos already in --out")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="refiner_command", metavar="STEP", required=True)
     steps = {
         "pretrain": "stage 1: train the autoencoder to reconstruct real face crops (no skips)",
         "finetune": "stage 2: load stage 1, add skips, freeze, train on (fake, original) pairs",
         "apply": "refine the fakes of one method and write them as a new method with its own manifest rows",
+        "video": "refine the face in every frame of videos and re-encode them (refined crops pasted back)",
     }
+    arguments = {"apply": _apply_arguments, "video": _video_arguments}
     from forensics.train import add_run_arguments  # already imported by the dispatcher for `train`
 
     for name, help_text in steps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        if name == "apply":
-            _apply_arguments(cmd)
+        if name in arguments:
+            arguments[name](cmd)
         else:
             add_run_arguments(cmd, f"configs/refiner/{name}.yaml")
 
@@ -46,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
         apply_refiner(args.checkpoint, args.manifest, args.method, name=args.name, splits=args.splits,
                       out=args.out, batch_size=args.batch_size, device=args.device, overwrite=args.overwrite)
+        return 0
+    if args.refiner_command == "video":
+        from refiner.video import refine_videos
+
+        refine_videos(args.checkpoint, args.videos, args.out, crop_size=args.crop_size, crop_scale=args.crop_scale,
+                      crf=args.crf, batch_size=args.batch_size, device=args.device, overwrite=args.overwrite)
         return 0
     from refiner.train import run as train_run
 

@@ -22,9 +22,14 @@ def preprocess(root: Path, out: Path, frames: int, crop_size: int | None = None)
     return out / "manifest.csv"
 
 
-def synth_crops(tmp_path_factory, name: str, synth: dict, frames: int, crop_size: int | None = None) -> Path:
-    """A ``forensics synth`` dataset of settings ``synth``, cropped; returns the crop manifest."""
+def synth(tmp_path_factory, name: str, settings: dict) -> Path:
+    """A ``forensics synth`` dataset of ``settings`` (:class:`forensics.synth.SynthConfig` fields)."""
     from forensics.synth import SynthConfig, make_dataset
 
-    root = make_dataset(tmp_path_factory.mktemp(f"{name}_synth"), SynthConfig(**synth))
+    return make_dataset(tmp_path_factory.mktemp(f"{name}_synth"), SynthConfig(**settings))
+
+
+def synth_crops(tmp_path_factory, name: str, settings: dict, frames: int, crop_size: int | None = None) -> Path:
+    """A ``forensics synth`` dataset of ``settings``, cropped; returns the crop manifest."""
+    root = synth(tmp_path_factory, name, settings)
     return preprocess(root, tmp_path_factory.mktemp(f"{name}_crops"), frames, crop_size)

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from forensics.manifest import write_manifest
-from tests.pipeline import synth_crops
+from tests.pipeline import preprocess, synth
 
 SIZE = 64
 def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZE, seed: int = 0,
@@ -129,9 +129,15 @@ REENACT_FRAMES = 16
 
 
 @pytest.fixture(scope="session")
-def reenact_manifest(tmp_path_factory) -> Path:
-    """``forensics synth --methods SelfReenact`` cropped by ``forensics preprocess`` (64 px)."""
-    return synth_crops(tmp_path_factory, "reenact", REENACT_SYNTH, REENACT_FRAMES, SIZE)
+def reenact_synth(tmp_path_factory) -> Path:
+    """``forensics synth --methods SelfReenact`` (24 identities, 16 frames)."""
+    return synth(tmp_path_factory, "reenact", REENACT_SYNTH)
+
+
+@pytest.fixture(scope="session")
+def reenact_manifest(reenact_synth, tmp_path_factory) -> Path:
+    """:func:`reenact_synth` cropped by ``forensics preprocess`` (64 px)."""
+    return preprocess(reenact_synth, tmp_path_factory.mktemp("reenact_crops"), REENACT_FRAMES, SIZE)
 
 
 @pytest.fixture(scope="session")
