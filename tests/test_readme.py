@@ -1,6 +1,6 @@
 """Every command in the README's code blocks parses: its subcommand, flags and config overrides
-exist. The ones that can run here (synth, preprocess, train, evaluate, predict) also run in
-``forensics demo`` (tests/forensics/test_demo.py); this keeps the others (FaceForensics++,
+exist. The ones that can run here (synth, preprocess, train, evaluate, predict, the refiner's)
+also run in ``forensics demo`` (tests/forensics/test_demo.py); this keeps the others (FaceForensics++,
 Celeb-DF, torchrun) from rotting when a flag or a config key is renamed."""
 
 from __future__ import annotations
@@ -64,3 +64,8 @@ def test_readme_command_parses(words):
         # Placeholders (`...`) stand for the user's paths; every key must exist and validate.
         overrides = [o.replace("...", "x") for o in args.overrides]
         load_config(TrainConfig, ROOT / args.config, overrides)
+    if args.command == "refiner" and args.refiner_command in ("pretrain", "finetune"):
+        from refiner.train import FinetuneConfig, PretrainConfig
+
+        config = FinetuneConfig if args.refiner_command == "finetune" else PretrainConfig
+        load_config(config, ROOT / args.config, [o.replace("...", "x") for o in args.overrides])
