@@ -244,3 +244,15 @@ def read_frames(
                     break
         except av.FFmpegError as e:
             raise ForensicsError(f"cannot decode video {path}: {_reason(e)}") from e
+
+
+def batches(frames: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """Group ``(index, frame)`` pairs (e.g. of :func:`read_frames`) into lists of ``size`` (the last shorter)."""
+    batch: list[tuple[int, np.ndarray]] = []
+    for pair in frames:
+        batch.append(pair)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -193,17 +193,6 @@ def _row(item: MediaItem, video: str, frame: int, path: str, box: np.ndarray, ma
             "y1": float(box[3]), "score": score, "mask": mask, "face": face}
 
 
-def _chunks(frames: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
-    chunk = []
-    for pair in frames:
-        chunk.append(pair)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class _MaskReader:
     """The mask frames at the sampled indices, read in step with the video (grey uint8)."""
 
@@ -239,7 +228,7 @@ class _MaskReader:
 
 def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Detector,
                    original: dict[str, Any] | None) -> Outcome:
-    from forensics.video import read_frames, video_info
+    from forensics.video import batches, read_frames, video_info
 
     num_frames, fps, width, height = video_info(item.path)
     if num_frames <= 0:
@@ -258,7 +247,7 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
     rows: list[dict[str, Any]] = []
     rel = f"{CROPS}/{item.key}"
     stages = {"decode": 0.0, "detect": 0.0}
-    chunks = _chunks(read_frames(item.path, indices), CHUNK)
+    chunks = batches(read_frames(item.path, indices), CHUNK)
     with atomic_dir(crops_dir(out, item)) as tmp:
         while True:
             tick = time.perf_counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,19 +60,6 @@ def paste_correction(frame: np.ndarray, box: Sequence[float], correction: np.nda
     return out
 
 
-def _batches(path: Path, size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
-    from forensics.video import read_frames
-
-    batch: list[tuple[int, np.ndarray]] = []
-    for item in read_frames(path):
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def refine_video(refiner, detector, path: str | os.PathLike, out: str | os.PathLike, *, crop_size: int,
                  crop_scale: float, crf: int, batch_size: int = 32) -> dict[str, int]:
     """Write ``out``: ``path`` with the subject's face refined in every frame where it is found.
@@ -90,17 +77,17 @@ def refine_video(refiner, detector, path: str | os.PathLike, out: str | os.PathL
 
     from forensics.crops import crop_face
     from forensics.faces import subject_boxes
-    from forensics.video import VideoWriter, video_info
+    from forensics.video import VideoWriter, batches, read_frames, video_info
 
     path, out = Path(path), Path(out)
     detections: dict[int, np.ndarray] = {}
-    for batch in _batches(path, batch_size):
+    for batch in batches(read_frames(path), batch_size):
         detections.update(zip((i for i, _ in batch), detector.detect([f for _, f in batch])))
     boxes = subject_boxes(detections)
     fps = video_info(path)[1]
     frames = refined = 0
     with VideoWriter(out, fps=max(1, round(fps)), crf=crf) as writer:
-        for batch in _batches(path, batch_size):
+        for batch in batches(read_frames(path), batch_size):
             found = [(i, f) for i, f in batch if i in boxes]
             crops = [torch.from_numpy(crop_face(f, boxes[i][:4], crop_size, crop_scale)).permute(2, 0, 1)
                      for i, f in found]

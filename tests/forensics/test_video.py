@@ -117,3 +117,12 @@ def test_unreadable_files_name_the_file(tmp_path) -> None:
         with pytest.raises(ForensicsError, match="garbage.mp4") as info:
             call()
         assert "\n" not in str(info.value)
+
+
+def test_batches_group_frames_in_order() -> None:
+    from forensics.video import batches
+
+    frames = [(i, np.full((2, 2, 3), i, np.uint8)) for i in range(7)]
+    grouped = list(batches(iter(frames), 3))
+    assert [[i for i, _ in b] for b in grouped] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(batches(iter([]), 3)) == []
