@@ -155,6 +155,10 @@ def refiner_summary(out: Path) -> dict[str, Any] | None:
     return {"pairs": pairs["n"], **{k: pairs[k] for k in ("input", "output", "gain")}, "detector": detector}
 
 
+def _share(fraction: float | None, n: int) -> str:
+    return "undefined" if fraction is None else f"{round(fraction * n)} of {n} ({fraction:.3f})"
+
+
 def _refiner_html(summary: dict[str, Any] | None) -> str:
     if summary is None:
         return ""
@@ -166,7 +170,7 @@ def _refiner_html(summary: dict[str, Any] | None) -> str:
                       f"<td>{num(summary[key]['l1'], 4)}</td></tr>"
                       for name, key in (("fake (input)", "input"), ("refined fake", "output")))
     detector = "".join(f"<tr><th>{html.escape(method)}</th><td>{num(d['frame_auc'])}</td><td>{num(d['video_auc'])}</td>"
-                       f"<td>{num(d['frames_caught'])} of {d['frames']}</td></tr>"
+                       f"<td>{_share(d['frames_caught'], d['frames'])}</td></tr>"
                        for method, d in summary["detector"].items())
     return f"""<h2>Refiner (test split, {summary['pairs']} self-reenactment pairs)</h2>
 <p>Closeness to the original frame (higher PSNR/SSIM, lower L1 is closer): gain

@@ -97,3 +97,16 @@ def test_refuses_foreign_folder_and_missing_gpu(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["demo", "--fast", "--device", "cuda", "--out", str(tmp_path / "new")]) == 2
         assert "no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_report_of_a_run_without_the_refiner_stages(demo, tmp_path):
+    import shutil
+
+    from forensics.report import write_report
+
+    out, _ = demo
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("refiner*", "eval_refined", "wandb", "synth"))
+    report = write_report(copy)
+    html = (copy / "report.html").read_text()
+    assert report["refiner"] is None and "Refiner" not in html and html.count("data:image/png") == 4
