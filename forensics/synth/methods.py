@@ -21,11 +21,11 @@ inside the manipulated region, whose soft mask the method returns too.
     CVPR 2022): the target is blended with a slightly transformed copy of *itself*: a colour
     shift (per-channel gains, brightness, contrast), a blur or a sharpening, and a small
     affine warp (scale, rotation, translation), through a randomly deformed, feathered mask
-    at a random blend ratio. Fake ``a_a`` keeps the identity; only blending artefacts remain,
-    and the original video is its pixel-aligned ground truth, which makes these pairs the
-    training data of a detector (the random warp and colour are what SBI wants a detector
-    to see). Not a self-reenactment in the refiner's sense: the warp moves the face off its
-    original, so the original frame is not its pixel-aligned ground truth.
+    at a random blend ratio. Fake ``a_a`` keeps the identity and only blending artefacts
+    remain: training data for a detector (the random warp and colour are what SBI wants a
+    detector to see). Not a self-reenactment in the refiner's sense: aligned with its original
+    outside the mask, but inside it the warp moves the face, so the original frame is not its
+    ground truth there.
 
 ``SelfReenact``
     A self-reenactment in the manner of Face2Face (Thies et al., CVPR 2016) run with source ==
@@ -144,13 +144,13 @@ RENDER_JITTER = 0.015
 
 def self_reenact(target: Identity, rng: np.random.Generator) -> Fake:
     """Re-render ``target``'s inner face as a face-model renderer would (see the module docstring)."""
-    jitter = lambda: rng.uniform(-RENDER_JITTER, RENDER_JITTER)  # noqa: E731
     gain = np.array(RENDER_GAIN, np.float32) + rng.uniform(-RENDER_JITTER, RENDER_JITTER, 3)
-    contrast = RENDER_CONTRAST + jitter()
+    contrast = RENDER_CONTRAST + rng.uniform(-RENDER_JITTER, RENDER_JITTER)
     mean = (target.rgb * target.inner[..., None]).sum((0, 1)) / target.inner.sum()
     # A model texture holds less detail than the camera saw.
     src = cv2.GaussianBlur(target.rgb, (0, 0), rng.uniform(1.0, 1.5))
-    src = ((src - mean) * contrast + mean) * gain + RENDER_OFFSET * (1 + 10 * jitter())
+    offset = RENDER_OFFSET * (1 + 10 * rng.uniform(-RENDER_JITTER, RENDER_JITTER))  # +-15%
+    src = ((src - mean) * contrast + mean) * gain + offset
     mask = _random_mask(rng, (1.0, 1.1))
     return Fake(_blend(target.rgb, np.clip(src, 0, 255).astype(np.float32), mask),
                 mask, rerender=rng.uniform(0.35, 0.5))
