@@ -102,16 +102,16 @@ def plan(out: Path, device: str, fast: bool, seed: int) -> list[Stage]:
         Stage("predict", ["predict", "--checkpoint", str(best), str(real), str(fake), "--device", device,
                           "--csv", str(out / "predict" / "frames.csv"), "--annotate", str(out / "predict")],
               out / "predict" / "frames.csv"),
-        *_refiner_stages(out, device, size, common, best, wandb_mode),
+        *_refiner_stages(out, manifest, device, size, common, best, wandb_mode),
     ]
 
 
-def _refiner_stages(out: Path, device: str, size: dict, common: list[str], detector: Path,
+def _refiner_stages(out: Path, manifest: Path, device: str, size: dict, common: list[str], detector: Path,
                     wandb_mode: str) -> list[Stage]:
     """Pretrain, fine-tune, apply to the test split's SelfReenact fakes, score them with the detector."""
     configs = _config_dir() / "refiner"
     ae, refiner = out / "refiner_ae", out / "refiner"
-    refined = out / "crops" / f"manifest_{REFINED_METHOD}-refined.csv"
+    refined = manifest.parent / f"manifest_{REFINED_METHOD}-refined.csv"  # apply's default --out
     evaluation = out / "eval_refined"
     pretrain, finetune = size["refiner"]
     return [
@@ -121,7 +121,7 @@ def _refiner_stages(out: Path, device: str, size: dict, common: list[str], detec
                                    f"pretrained={ae / 'checkpoints' / 'best.pt'}", f"output_dir={refiner}",
                                    *finetune], refiner / "report.json"),
         Stage("refiner apply", ["refiner", "apply", "--checkpoint", str(refiner / "checkpoints" / "best.pt"),
-                                "--manifest", str(out / "crops" / "manifest.csv"), "--method", REFINED_METHOD,
+                                "--manifest", str(manifest), "--method", REFINED_METHOD,
                                 "--splits", "test", "--device", device], refined),
         Stage("evaluate refined", ["evaluate", "--checkpoint", str(detector), "--manifest", str(refined),
                                    "--split", "test", "--methods", "original", REFINED_METHOD,

@@ -15,6 +15,7 @@ an existing output is kept unless ``overwrite``, so an interrupted batch of vide
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -30,12 +31,16 @@ log = logging.getLogger(__name__)
 FADE = 0.15
 
 
+@functools.lru_cache(maxsize=64)
 def fade_window(side: int, fade: float = FADE) -> np.ndarray:
-    """``side x side`` float32 weights: 1 inside, a raised-cosine ramp to 0 at the border."""
+    """``side x side`` float32 weights (read-only, cached: the face's square changes size little
+    from frame to frame): 1 inside, a raised-cosine ramp to 0 at the border."""
     ramp = max(1, int(round(side * fade)))
     edge = np.minimum(np.arange(side), np.arange(side)[::-1]).astype(np.float32)
     profile = np.where(edge >= ramp, 1.0, 0.5 - 0.5 * np.cos(np.pi * (edge + 0.5) / ramp)).astype(np.float32)
-    return np.outer(profile, profile)
+    window = np.outer(profile, profile)
+    window.setflags(write=False)
+    return window
 
 
 def paste_correction(frame: np.ndarray, box: Sequence[float], correction: np.ndarray,
