@@ -8,7 +8,7 @@ stops at creation with one line, never as a shape error deep inside the network:
   (MesoNet's Keras ``.h5`` files are not converted; the other four were never released), and
   silently training from scratch under a flag that says "pretrained" would mislead.
 * ``task`` (``binary``, ``multiclass``, ``multilabel`` or ``keypoints``, the names of
-  :mod:`forensics.tasks`) is checked against what the architecture supports.
+  :mod:`forensics.training.tasks`) is checked against what the architecture supports.
 
 :func:`default_cfg` builds the model's default config the way timm's ``pretrained_cfg``
 does (input size, mean/std, interpolation, crop), so ``timm.data.resolve_data_config(model=m)``
@@ -22,7 +22,7 @@ from typing import Any
 
 from forensics.errors import ForensicsError
 
-#: The task names of :data:`forensics.tasks.TASKS`, repeated here so that registering the
+#: The task names of :data:`forensics.training.tasks.TASKS`, repeated here so that registering the
 #: baselines does not import the training stack (pandas, metrics) (a test keeps them equal).
 TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "keypoints")
 

@@ -39,8 +39,8 @@ def make_crops(folder: Path, count: int, size: int = 224, compression: int = 1) 
     import pandas as pd
     from skimage import data
 
-    from forensics.crops import crop_face, write_png
-    from forensics.manifest import write_manifest
+    from forensics.media.crops import crop_face, write_png
+    from forensics.data.manifest import write_manifest
 
     photo = data.astronaut()
     rng = np.random.default_rng(0)
@@ -91,9 +91,9 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from forensics.data import CropDataset, TrainSampler, load_frames, read_crop
+    from forensics.data.datasets import CropDataset, TrainSampler, load_frames, read_crop
     from forensics.models import create_model, data_config
-    from forensics.transforms import AugmentConfig, build_transform
+    from forensics.data.transforms import AugmentConfig, build_transform
 
     torch.set_num_threads(1)  # one core per process, as in a DataLoader worker
     cv2.setNumThreads(1)

@@ -94,7 +94,7 @@ def _in_child(fn, *args):
 
 
 def _decode_one(job):
-    from forensics.video import read_frames
+    from forensics.media.video import read_frames
 
     path, indices = job
     return sum(1 for _ in read_frames(path, indices))
@@ -118,8 +118,8 @@ def _naive_part(jobs, out):
     import torch
     from facenet_pytorch import MTCNN
 
-    from forensics.crops import crop_face
-    from forensics.video import read_frames
+    from forensics.media.crops import crop_face
+    from forensics.media.video import read_frames
 
     torch.set_num_threads(1)
     mtcnn = MTCNN(keep_all=True)  # select_largest=True: boxes[0] is the largest face
@@ -186,7 +186,7 @@ def _torch_version() -> str:
 
 
 def agreement(ours_boxes, naive_boxes, keys):
-    from forensics.faces import box_iou
+    from forensics.media.faces import box_iou
 
     keys = [k for k in keys if k in naive_boxes]
     if not keys:
@@ -208,8 +208,8 @@ def main(argv=None) -> int:
     logging.getLogger("preprocessing").setLevel(logging.WARNING)
 
     from preprocessing.layouts import list_items
-    from forensics.sampling import sample_indices
-    from forensics.video import video_info
+    from forensics.media.sampling import sample_indices
+    from forensics.media.video import video_info
 
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
         root = args.root

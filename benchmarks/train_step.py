@@ -1,6 +1,6 @@
 """Training-step throughput of the engine: crops/s for fp32, bf16 and fp16 autocast.
 
-It runs :func:`forensics.engine.train_one_epoch` (the loop ``forensics train`` runs) over
+It runs :func:`forensics.training.engine.train_one_epoch` (the loop ``forensics train`` runs) over
 batches already on the device, so the figure is the model's and the loop's, not the
 loader's (``benchmarks/loader.py`` measures that). Each precision gets the same model,
 optimizer (Adam), batch and number of steps, after warm-up steps that are not timed; the
@@ -25,9 +25,9 @@ def measure(model_name: str, size: int, batch_size: int, amp: str, steps: int, w
     """Crops/s of ``steps`` timed optimizer steps of one freshly built model."""
     import torch
 
-    from forensics.engine import train_one_epoch
+    from forensics.training.engine import train_one_epoch
     from forensics.models import create_model
-    from forensics.tasks import BinaryTask
+    from forensics.training.tasks import BinaryTask
 
     torch.manual_seed(0)
     dev = torch.device(device)

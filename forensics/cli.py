@@ -22,13 +22,13 @@ from forensics.errors import ForensicsError
 COMMANDS: dict[str, str] = {
     "synth": "forensics.synth.cli",
     "preprocess": "preprocessing.cli",
-    "train": "forensics.train",
-    "benchmark": "forensics.benchmark",
-    "evaluate": "forensics.evaluate",
-    "predict": "forensics.predict",
+    "train": "forensics.commands.train",
+    "benchmark": "forensics.commands.benchmark",
+    "evaluate": "forensics.commands.evaluate",
+    "predict": "forensics.commands.predict",
     "refiner": "refiner.cli",
-    "demo": "forensics.demo",
-    "keypoints-synth": "forensics.keypoints.cli",
+    "demo": "demo.cli",
+    "keypoints-synth": "keypoints.cli",
 }
 
 

@@ -34,7 +34,7 @@ ModelFn = Callable[..., nn.Module]
 _REGISTRY: dict[str, ModelFn] = {}
 _PLUGINS_LOADED = False
 #: Modules of ``forensics`` that register models, imported with the plugins.
-BUILTIN = ("forensics.keypoints.models",)
+BUILTIN = ("keypoints.models",)
 
 
 class HeadModule(nn.Module):
@@ -180,7 +180,7 @@ def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = F
             first = str(error).strip().splitlines()[0]
             raise ForensicsError(f"{pretrained_file}: pretrained weights don't fit {name}: {first}") from None
     if checkpoint is not None:
-        from forensics.checkpoint import load_checkpoint, load_weights
+        from forensics.training.checkpoint import load_checkpoint, load_weights
 
         load_weights(model, load_checkpoint(checkpoint), source=str(checkpoint))
     return model

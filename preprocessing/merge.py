@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from forensics.errors import ForensicsError
-from forensics.manifest import read_manifest, write_manifest
+from forensics.data.manifest import read_manifest, write_manifest
 from preprocessing.runner import SORT_COLUMNS
 from preprocessing.summary import merge_summaries, write_summary
 

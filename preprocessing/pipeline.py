@@ -36,11 +36,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from forensics.atomic import atomic_dir, atomic_write_text
-from forensics.crops import CROP_SCALE, CROP_SIZE, crop_face, read_image, write_png
+from forensics.media.crops import CROP_SCALE, CROP_SIZE, crop_face, read_image, write_png
 from forensics.errors import ForensicsError
-from forensics.faces import MIN_SCORE, THRESHOLDS, box_area, track_faces
+from forensics.media.faces import MIN_SCORE, THRESHOLDS, box_area, track_faces
 from preprocessing.layouts import MediaItem
-from forensics.sampling import MODES, sample_indices
+from forensics.media.sampling import MODES, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Outcome:
 
 
 class Detector(Protocol):
-    """What :func:`process_item` needs of a face detector (:class:`forensics.faces.FaceDetector`)."""
+    """What :func:`process_item` needs of a face detector (:class:`forensics.media.faces.FaceDetector`)."""
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
@@ -197,7 +197,7 @@ class _MaskReader:
     """The mask frames at the sampled indices, read in step with the video (grey uint8)."""
 
     def __init__(self, path: Path | None, indices: Sequence[int], key: str) -> None:
-        from forensics.video import read_frames
+        from forensics.media.video import read_frames
 
         self._frames = read_frames(path, indices) if path is not None else None
         self._key = key
@@ -228,7 +228,7 @@ class _MaskReader:
 
 def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Detector,
                    original: dict[str, Any] | None) -> Outcome:
-    from forensics.video import batches, read_frames, video_info
+    from forensics.media.video import batches, read_frames, video_info
 
     num_frames, fps, width, height = video_info(item.path)
     if num_frames <= 0:

@@ -35,8 +35,8 @@ import pandas as pd
 
 from forensics.distributed import shard
 from forensics.errors import ForensicsError
-from forensics.faces import FaceDetector
-from forensics.manifest import COLUMNS, write_manifest
+from forensics.media.faces import FaceDetector
+from forensics.data.manifest import COLUMNS, write_manifest
 from preprocessing.layouts import MediaItem
 from preprocessing.pipeline import (Outcome, Settings, check_settings, clean_stale, process_item, read_record,
                                     record_path, rows_from_record)
@@ -120,7 +120,7 @@ class RemoteDetector:
         # answer to its last request must not be taken for ours.
         self._count += 1
         request = (os.getpid(), self._count)
-        # Full-resolution frames travel: MTCNN's refinement stages crop them (see forensics.faces).
+        # Full-resolution frames travel: MTCNN's refinement stages crop them (see forensics.media.faces).
         self.requests.put((self.slot, request, np.stack(frames)))
         deadline = time.monotonic() + self.timeout
         while True:

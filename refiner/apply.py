@@ -77,8 +77,8 @@ class LoadedRefiner:
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto") -> None:
         import torch
 
-        from forensics.checkpoint import load_checkpoint
-        from forensics.fit import resolve_device
+        from forensics.training.checkpoint import load_checkpoint
+        from forensics.training.loop import resolve_device
         from refiner.model import build_from_info, load_refiner_weights
         from refiner.task import ReconstructionTask
 
@@ -125,9 +125,9 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
             refined crops of another checkpoint in the way (without ``overwrite``).
     """
     from forensics.atomic import atomic_dir, atomic_write_text
-    from forensics.crops import write_png
-    from forensics.data import read_crop
-    from forensics.manifest import read_manifest, write_manifest
+    from forensics.media.crops import write_png
+    from forensics.data.datasets import read_crop
+    from forensics.data.manifest import read_manifest, write_manifest
 
     checkpoint, manifest = Path(checkpoint), Path(manifest)
     refiner = LoadedRefiner(checkpoint, device)

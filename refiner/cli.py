@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "video": "refine the face in every frame of videos and re-encode them (refined crops pasted back)",
     }
     arguments = {"apply": _apply_arguments, "video": _video_arguments}
-    from forensics.train import add_run_arguments  # already imported by the dispatcher for `train`
+    from forensics.commands.train import add_run_arguments  # already imported by the dispatcher for `train`
 
     for name, help_text in steps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)

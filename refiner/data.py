@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from forensics.data import load_frames, read_crop
+from forensics.data.datasets import load_frames, read_crop
 from forensics.errors import ForensicsError
-from forensics.manifest import REAL_METHOD, read_manifest
+from forensics.data.manifest import REAL_METHOD, read_manifest
 from refiner.pairs import PairingConfig, check_sizes, find_pairs
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from forensics.atomic import atomic_path
-from forensics.crops import write_png
+from forensics.media.crops import write_png
 
 DIFF_GAIN = 4.0
 COLUMNS = ("input", "refined", "target", f"|refined - target| x{DIFF_GAIN:g}")

@@ -317,7 +317,7 @@ def load_refiner_weights(model: Refiner, state: dict[str, Any], source: str, pre
         ForensicsError: another width or depth (the differing keys with both shapes), missing
             or unexpected keys (e.g. a fine-tuned checkpoint with skips into a model without).
     """
-    from forensics.checkpoint import model_weights
+    from forensics.training.checkpoint import model_weights
 
     weights = model_weights(state, prefer_ema)
     own = model.state_dict()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from forensics.errors import ForensicsError
-from forensics.manifest import REAL_METHOD, video_key
+from forensics.data.manifest import REAL_METHOD, video_key
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def find_pairs(manifest: pd.DataFrame, cfg: PairingConfig, *, split: str | None 
     """Pair the fakes of ``split`` (and ``methods``) with their originals' crops.
 
     Args:
-        manifest: a manifest from :func:`forensics.manifest.read_manifest` (``attrs['root']`` set).
+        manifest: a manifest from :func:`forensics.data.manifest.read_manifest` (``attrs['root']`` set).
         cfg: the pairing rule's settings.
         split: the split of the fakes (``None``: all); originals are looked up in every split.
         methods: fake methods to pair (``None``: every fake method).

@@ -1,7 +1,7 @@
-"""The reconstruction task: how the one training engine (:mod:`forensics.engine`) trains the refiner.
+"""The reconstruction task: how the one training engine (:mod:`forensics.training.engine`) trains the refiner.
 
 The engine asks a task for ``loss``, ``predictions`` and ``metrics`` (see
-:class:`forensics.tasks.Task`); the batch holds the normalised ``image`` (the input crop) and
+:class:`forensics.training.tasks.Task`); the batch holds the normalised ``image`` (the input crop) and
 ``target`` (the crop the output should equal), and the model's output is a normalised image.
 
 Loss: L1 by default, optionally plus ``ssim_weight * (1 - SSIM)``. L1 is the default because

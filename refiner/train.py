@@ -7,8 +7,8 @@ stage-1 weights are loaded strictly, zero-initialised skip connections are added
 is unchanged at that moment), the configured parts are frozen, and the network learns to map
 each self-reenactment fake to its original's crop at the same frame (:mod:`refiner.pairs`).
 
-Both stages run through the one training engine (:func:`forensics.engine.train_one_epoch` and
-:func:`~forensics.engine.evaluate`) with the reconstruction task (:mod:`refiner.task`), and
+Both stages run through the one training engine (:func:`forensics.training.engine.train_one_epoch` and
+:func:`~forensics.training.engine.evaluate`) with the reconstruction task (:mod:`refiner.task`), and
 reuse the detector trainer's building blocks (optimizer, schedule, SIGTERM handling,
 checkpoints, run folder, W&B), so the same command runs on CPU, one GPU and under torchrun::
 
@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import MISSING
 
 from forensics.errors import ConfigError, ForensicsError
-from forensics.train import RESUME_MAY_CHANGE, LoopConfig, ParamGroupConfig
-from forensics.wandb_log import WandbConfig
+from forensics.commands.train import RESUME_MAY_CHANGE, LoopConfig, ParamGroupConfig
+from forensics.training.runlog import WandbConfig
 from refiner.model import RefinerArch
 from refiner.pairs import PairingConfig
 
 if TYPE_CHECKING:  # for annotations only
     from collections.abc import Callable
 
-    from forensics.wandb_log import RunLogger
+    from forensics.training.runlog import RunLogger
     from refiner.data import PairDataset
     from refiner.model import Refiner
     from refiner.task import ReconstructionTask
@@ -165,7 +165,7 @@ def build_dataset(cfg: PretrainConfig, stage: str, split: str, train: bool) -> P
 
 def load_stage1(model: Refiner, path: str) -> dict[str, Any]:
     """Load a stage-1 (pretrain) checkpoint into ``model`` strictly; returns the checkpoint."""
-    from forensics.checkpoint import load_checkpoint
+    from forensics.training.checkpoint import load_checkpoint
     from refiner.model import load_refiner_weights
 
     state = load_checkpoint(path)
@@ -235,15 +235,15 @@ def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = Fa
     import numpy as np
     import torch
 
-    from forensics.checkpoint import load_checkpoint
+    from forensics.training.checkpoint import load_checkpoint
     from forensics.config import to_dict, write_run_info
     from forensics.distributed import cleanup_distributed
-    from forensics.engine import evaluate
-    from forensics.fit import (autocast_dtype, best_report, build_ema, build_parts, close_run, eval_loader, fit,
+    from forensics.training.engine import evaluate
+    from forensics.training.loop import (autocast_dtype, best_report, build_ema, build_parts, close_run, eval_loader, fit,
                                open_run, start_process)
-    from forensics.metrics import flatten
-    from forensics.transforms import batch_preparer
-    from forensics.wandb_log import RunLogger, write_json
+    from forensics.training.metrics import flatten
+    from forensics.data.transforms import batch_preparer
+    from forensics.training.runlog import RunLogger, write_json
     from refiner.model import Refiner, data_config, freeze, load_refiner_weights
     from refiner.task import ReconstructionTask
 

@@ -2,14 +2,14 @@
 
 For users who need refined *videos* rather than crops. Each frame's face is found the way
 preprocessing finds it (MTCNN, then the subject's track over the whole video, so a stray
-detection is not refined), cropped by the crop rule (:func:`forensics.crops.crop_face`),
+detection is not refined), cropped by the crop rule (:func:`forensics.media.crops.crop_face`),
 refined like ``forensics refiner apply`` refines a crop, and pasted back: only the refiner's
 *correction* (refined minus crop) goes back into the frame, resized to the crop square and
 faded out towards the square's border, so the frame keeps its own pixels wherever the refiner
 changes nothing and no seam marks the square. Frames without a face are written unchanged.
 
 Two passes over the video (detect, then refine and encode) keep memory to a batch of frames
-whatever the video's length. Each output appears atomically (:class:`forensics.video.VideoWriter`);
+whatever the video's length. Each output appears atomically (:class:`forensics.media.video.VideoWriter`);
 an existing output is kept unless ``overwrite``, so an interrupted batch of videos resumes.
 """
 
@@ -52,7 +52,7 @@ def paste_correction(frame: np.ndarray, box: Sequence[float], correction: np.nda
     """
     import cv2
 
-    from forensics.crops import crop_square
+    from forensics.media.crops import crop_square
 
     left, top, side = crop_square(box, scale)
     delta = cv2.resize(correction, (side, side), interpolation=cv2.INTER_LINEAR) * fade_window(side)[..., None]
@@ -71,7 +71,7 @@ def refine_video(refiner, detector, path: str | os.PathLike, out: str | os.PathL
 
     Args:
         refiner: a :class:`refiner.apply.LoadedRefiner`.
-        detector: a :class:`forensics.faces.FaceDetector`.
+        detector: a :class:`forensics.media.faces.FaceDetector`.
         crop_size, crop_scale: the crop rule the refiner's training crops were made with.
         crf: libx264 constant rate factor of the output.
 
@@ -80,9 +80,9 @@ def refine_video(refiner, detector, path: str | os.PathLike, out: str | os.PathL
     """
     import torch
 
-    from forensics.crops import crop_face
-    from forensics.faces import subject_boxes
-    from forensics.video import VideoWriter, batches, read_frames, video_info
+    from forensics.media.crops import crop_face
+    from forensics.media.faces import subject_boxes
+    from forensics.media.video import VideoWriter, batches, read_frames, video_info
 
     path, out = Path(path), Path(out)
     detections: dict[int, np.ndarray] = {}
@@ -115,8 +115,8 @@ def refine_videos(checkpoint: str | os.PathLike, videos: Sequence[str | os.PathL
     Raises:
         ForensicsError: not a refiner checkpoint, a missing video, or an output folder that is a file.
     """
-    from forensics.crops import CROP_SCALE, CROP_SIZE
-    from forensics.faces import FaceDetector
+    from forensics.media.crops import CROP_SCALE, CROP_SIZE
+    from forensics.media.faces import FaceDetector
     from refiner.apply import LoadedRefiner
 
     missing = [str(v) for v in videos if not Path(v).is_file()]

@@ -60,10 +60,10 @@ def make_crops(root: Path, out: Path, size: int = 224, compression: str = "c23")
     """Crops and ``manifest.csv`` from a synth dataset, boxes from the ``a_a`` masks."""
     import pandas as pd
 
-    from forensics.crops import crop_face, write_png
-    from forensics.manifest import write_manifest
+    from forensics.media.crops import crop_face, write_png
+    from forensics.data.manifest import write_manifest
     from forensics.synth import fake_path, mask_path, original_path
-    from forensics.video import read_frames
+    from forensics.media.video import read_frames
 
     rows = []
     splits = {name: json.loads((root / "splits" / f"{name}.json").read_text()) for name in ("train", "val", "test")}

@@ -1,6 +1,6 @@
 """Every command in the README's code blocks parses: its subcommand, flags and config overrides
 exist. The ones that can run here (synth, preprocess, train, evaluate, predict, the refiner's)
-also run in ``forensics demo`` (tests/forensics/test_demo.py); this keeps the others (FaceForensics++,
+also run in ``forensics demo`` (tests/demo/test_cli.py); this keeps the others (FaceForensics++,
 Celeb-DF, torchrun) from rotting when a flag or a config key is renamed."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_readme_command_parses(words):
     assert argv is not None, f"README command not checked by this test: {' '.join(words)}"
     args = build_parser().parse_args(argv)  # unknown subcommands and flags exit here
     if args.command == "train":
-        from forensics.train import TrainConfig
+        from forensics.commands.train import TrainConfig
 
         # Placeholders (`...`) stand for the user's paths; every key must exist and validate.
         overrides = [o.replace("...", "x") for o in args.overrides]

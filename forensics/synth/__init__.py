@@ -104,7 +104,7 @@ class SynthConfig:
 
     def validate(self) -> None:
         """Raise :class:`ForensicsError` naming the first bad setting."""
-        from forensics.video import COMPRESSIONS
+        from forensics.media.video import COMPRESSIONS
 
         if self.originals < 6 or self.originals % 2 or self.originals > 1000:
             raise ForensicsError(
@@ -331,7 +331,7 @@ def _write_target(out: Path, config: SynthConfig, identities: list[Identity], id
 
     from forensics.synth.methods import manipulate
     from forensics.synth.render import Layer, plan_scene, render_frames
-    from forensics.video import COMPRESSIONS, VideoWriter
+    from forensics.media.video import COMPRESSIONS, VideoWriter
 
     target = identities[a]
     # One layer per video drawn from this scene: the original, then a fake per method. Each

@@ -6,7 +6,7 @@ import pytest
 
 from forensics.config import load_config
 from forensics.models import create_model
-from forensics.train import TrainConfig
+from forensics.commands.train import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "ffpp"
 NAMES = ["meso4", "mesoinception4", "bayar", "rahmouni", "cozzolino", "steganalysis"]

@@ -4,7 +4,7 @@ on the 40-identity synthetic dataset reaches video-level AUC >= 0.8 on its test 
 
 XceptionNet is not trained here: from scratch at any useful size it needs minutes per epoch
 on two CPU cores. It is a timm model and goes through the same path as
-``test_small_model_learns``'s MobileNetV3 (tests/forensics/test_train.py).
+``test_small_model_learns``'s MobileNetV3 (tests/forensics/commands/test_train.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from forensics.config import load_config
-from forensics.train import TrainConfig, main
+from forensics.commands.train import TrainConfig, main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -40,7 +40,7 @@ def test_importing_the_package_registers_every_baseline():
 
 def test_task_names_match_the_training_tasks():
     from baselines.build import TASKS
-    from forensics.tasks import TASKS as TRAINING_TASKS
+    from forensics.training.tasks import TASKS as TRAINING_TASKS
 
     assert TASKS == TRAINING_TASKS
 

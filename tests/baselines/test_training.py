@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from forensics.checkpoint import load_checkpoint
+from forensics.training.checkpoint import load_checkpoint
 from forensics.cli import main as cli
 from forensics.config import load_config
 from forensics.errors import ForensicsError
-from forensics.train import TrainConfig, main, registered_kwargs
-from forensics.wandb_log import read_jsonl
+from forensics.commands.train import TrainConfig, main, registered_kwargs
+from forensics.training.runlog import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 

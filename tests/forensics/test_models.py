@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from forensics.errors import ForensicsError
-from forensics.freeze import head_parameter_names, param_groups, set_trainable, train_mode
+from forensics.training.freeze import head_parameter_names, param_groups, set_trainable, train_mode
 from forensics.models import create_model, data_config
-from forensics.train import ParamGroupConfig
+from forensics.commands.train import ParamGroupConfig
 
 NAME = "mobilenetv3_small_050"
 

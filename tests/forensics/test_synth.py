@@ -23,7 +23,7 @@ from forensics.synth import (
     read_marker,
     split_pairs,
 )
-from forensics.video import read_frames, video_info
+from forensics.media.video import read_frames, video_info
 
 # Small but faithful: 6 originals (3 pairs: train, val, test), lossless c0 to check alignment
 # and c23 like the real data.

@@ -45,7 +45,7 @@ def reference(pp_root, tmp_path_factory) -> Path:
 
 def read(out: Path, name: str = "manifest.csv") -> pd.DataFrame:
     """A manifest of ``out`` through the project's reader (validated, files checked)."""
-    from forensics.manifest import read_manifest
+    from forensics.data.manifest import read_manifest
 
     return read_manifest(out / name, check_files=True)
 

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from forensics.crops import read_image
-from forensics.faces import FaceDetector
+from forensics.media.crops import read_image
+from forensics.media.faces import FaceDetector
 from forensics.synth import original_path
-from forensics.video import write_video
+from forensics.media.video import write_video
 from tests.preprocessing.conftest import copy, link, preprocess, read
 
 

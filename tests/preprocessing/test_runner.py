@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from forensics.faces import box_iou
-from forensics.video import write_video
+from forensics.media.faces import box_iou
+from forensics.media.video import write_video
 from preprocessing.layouts import list_items, select_items
 from preprocessing.pipeline import Settings
 from preprocessing.runner import run_preprocess, shard_items

@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.manifest import write_manifest
+from forensics.data.manifest import write_manifest
 from tests.pipeline import preprocess, synth
 
 SIZE = 64
 def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZE, seed: int = 0,
                width: int = 160, height: int = 128) -> Path:
     """Write crops and ``root/manifest.csv``. Splits by pairs of videos: 2/3 train, then val, test."""
-    from forensics.crops import crop_face, write_png
+    from forensics.media.crops import crop_face, write_png
     from forensics.synth.faces import bundled_identities
     from forensics.synth.methods import manipulate
     from forensics.synth.render import Layer, plan_scene, render_frames

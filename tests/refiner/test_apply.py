@@ -9,11 +9,11 @@ import pytest
 
 from forensics.cli import main as cli
 from forensics.config import load_config
-from forensics.crops import read_image
+from forensics.media.crops import read_image
 from forensics.errors import ForensicsError
-from forensics.manifest import read_manifest
-from forensics.train import TrainConfig
-from forensics.train import main as train_detector
+from forensics.data.manifest import read_manifest
+from forensics.commands.train import TrainConfig
+from forensics.commands.train import main as train_detector
 from refiner.apply import apply_refiner
 
 from .conftest import ROOT

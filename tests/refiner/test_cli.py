@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from forensics.cli import main as cli
-from forensics.manifest import read_manifest, write_manifest
+from forensics.data.manifest import read_manifest, write_manifest
 
 from .conftest import CONFIGS, ROOT, TINY
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from forensics.wandb_log import read_jsonl
+from forensics.training.runlog import read_jsonl
 
 from .conftest import CONFIGS, ROOT, finetune_overrides
 

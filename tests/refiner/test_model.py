@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forensics.checkpoint import save_checkpoint, load_checkpoint
-from forensics.engine import train_one_epoch
+from forensics.training.checkpoint import save_checkpoint, load_checkpoint
+from forensics.training.engine import train_one_epoch
 from forensics.errors import ConfigError, ForensicsError
-from forensics.transforms import batch_preparer
+from forensics.data.transforms import batch_preparer
 from refiner.model import Refiner, RefinerArch, build_from_info, data_config, freeze, load_refiner_weights
 from refiner.task import ReconstructionTask
 

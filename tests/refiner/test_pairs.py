@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.crops import write_png
+from forensics.media.crops import write_png
 from forensics.errors import ForensicsError
 from refiner.pairs import PairingConfig, check_sizes, find_pairs
 

@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from forensics.checkpoint import load_checkpoint
+from forensics.training.checkpoint import load_checkpoint
 from forensics.config import load_config
 from forensics.errors import ConfigError, ForensicsError
-from forensics.wandb_log import read_jsonl
+from forensics.training.runlog import read_jsonl
 from refiner.train import FinetuneConfig, PretrainConfig, main
 
 from .conftest import CONFIGS, finetune_overrides, pretrain_overrides

@@ -7,7 +7,7 @@ import pytest
 
 from forensics.cli import main as cli
 from forensics.synth import fake_path, mask_path, original_path, split_pairs
-from forensics.video import read_frames, video_info
+from forensics.media.video import read_frames, video_info
 from refiner.video import fade_window, paste_correction
 
 from .conftest import REENACT_SYNTH, SIZE

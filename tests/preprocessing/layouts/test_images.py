@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from forensics.crops import crop_face, read_image, write_png
+from forensics.media.crops import crop_face, read_image, write_png
 from forensics.errors import ForensicsError
 from forensics.synth import original_path
-from forensics.video import read_frames
+from forensics.media.video import read_frames
 from preprocessing.layouts import list_items
 from tests.preprocessing.conftest import preprocess, read
 

@@ -1,0 +1,203 @@
+"""Datasets over the crop manifest, and the training sampler.
+
+* :func:`load_frames` reads a manifest, keeps one split and the chosen datasets, methods
+  and compressions, and stops with one line when nothing is left or a crop file is missing.
+* :class:`CropDataset` serves ``{"image": uint8 C x H x W, "target": ..., "index": i}``.
+  For training it draws K frames per video *each epoch* (:meth:`CropDataset.set_epoch`), so
+  over many epochs a model sees all of a video's frames while every video weighs the same
+  in an epoch; the draw is seeded by ``(seed, epoch)``, so every rank and every resumed run
+  draws the same frames. For evaluation it takes K evenly spaced frames (or all).
+* :class:`TrainSampler` is PyTorch's ``DistributedSampler`` (one process is simply rank 0
+  of 1) that can also draw class-balanced samples and start mid-epoch after a resume.
+
+Class balance: FaceForensics++ has 4 fakes per real. Two remedies are offered
+(``data.balance``): ``loss_weight`` (the default) weights the loss by inverse class
+frequency, and ``sampler`` draws classes equally often, with replacement. We default to the
+loss weight because every crop is then seen exactly once per epoch: no real frame is
+repeated four times (which over-fits the few reals) and no fake is skipped, the epoch has
+the same content on every rank, and it needs nothing special under DistributedSampler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from forensics.errors import ForensicsError, ManifestError
+from forensics.data.manifest import filter_manifest, read_manifest, video_key
+
+log = logging.getLogger(__name__)
+
+BALANCE = ("loss_weight", "sampler", "none")
+
+
+def load_frames(manifest: str | os.PathLike, split: str | None, *, datasets: Sequence[str] | None = None,
+                methods: Sequence[str] | None = None, compressions: Sequence[str] | None = None,
+                check_files: bool = True) -> pd.DataFrame:
+    """The manifest rows of one split, filtered, with a ``video_key`` column and absolute ``file`` paths.
+
+    Raises:
+        ManifestError: unreadable manifest, nothing left after filtering, a missing crop file.
+    """
+    df = read_manifest(manifest)
+    frames = filter_manifest(df, splits=None if split is None else [split], datasets=datasets,
+                             methods=methods, compressions=compressions)
+    if frames.empty:
+        chosen = {"split": split, "datasets": datasets, "methods": methods, "compressions": compressions}
+        what = ", ".join(f"{k}={v}" for k, v in chosen.items() if v is not None)
+        raise ManifestError(f"{manifest}: no crops left ({len(df)} rows before filtering; kept {what or 'all'})")
+    frames = frames.sort_values(["dataset", "method", "compression", "video", "frame"], kind="stable")
+    frames = frames.reset_index(drop=True)
+    frames["video_key"] = video_key(frames)
+    root = Path(df.attrs["root"])
+    frames["file"] = [str(root / p) for p in frames["path"]]
+    if check_files:
+        for row, file in enumerate(frames["file"]):
+            if not os.path.isfile(file):
+                raise ManifestError(f"{manifest}: crop file not found: {file} "
+                                    f"(video {frames['video_key'].iloc[row]}, frame {frames['frame'].iloc[row]})")
+    return frames
+
+
+def read_crop(file: str) -> torch.Tensor:
+    """A crop as a uint8 RGB ``3 x H x W`` tensor."""
+    image = cv2.imread(file, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ManifestError(f"crop file not found or unreadable: {file}")
+    return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class CropDataset(Dataset):
+    """Face crops of one split.
+
+    Args:
+        frames: rows from :func:`load_frames`.
+        targets: one target per row (from the task's ``encode``).
+        transform: uint8 image -> uint8 image (``forensics.data.transforms.build_transform``).
+        frames_per_video: K frames per video; ``None`` keeps every frame.
+        resample: draw K random frames per video again each epoch (training) instead of K
+            evenly spaced ones once (evaluation).
+        seed: seeds the frame draw and the augmentations.
+    """
+
+    def __init__(self, frames: pd.DataFrame, targets: np.ndarray, transform: Callable | None = None,
+                 frames_per_video: int | None = None, resample: bool = False, seed: int = 0) -> None:
+        self.frames = frames
+        self.targets = targets
+        self.transform = transform
+        self.frames_per_video = frames_per_video
+        self.resample = resample and frames_per_video is not None
+        self.seed = seed
+        self.epoch = 0
+        self._video_ids = pd.factorize(frames["video_key"])[0]
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose this epoch's frames (the same on every rank: seeded by ``(seed, epoch)``)."""
+        self.epoch = epoch
+        k = self.frames_per_video
+        if k is None:
+            rows = np.arange(len(self.frames))
+        elif self.resample:
+            noise = np.random.default_rng([self.seed, epoch]).random(len(self.frames))
+            order = np.lexsort((noise, self._video_ids))  # by video, random within each video
+            ids = self._video_ids[order]
+            first = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]
+            rank = np.arange(len(ids)) - np.repeat(first, np.diff(np.r_[first, len(ids)]))
+            rows = np.sort(order[rank < k])
+        else:
+            positions = filter_manifest(self.frames.assign(_row=np.arange(len(self.frames))),
+                                        frames_per_video=k)["_row"]
+            rows = np.sort(positions.to_numpy())
+        self.rows = rows
+
+    @property
+    def meta(self) -> pd.DataFrame:
+        """The rows served this epoch, in dataset-index order (for metrics)."""
+        return self.frames.iloc[self.rows].reset_index(drop=True)
+
+    def class_of_rows(self) -> np.ndarray:
+        """Real (0) or fake (1) per served row, for class-balanced sampling."""
+        return self.frames["label"].to_numpy()[self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = int(self.rows[index])
+        image = read_crop(self.frames["file"].iat[row])
+        if self.transform is not None:
+            # Augmentations draw from a generator seeded by (seed, epoch, index), not from the
+            # worker's stream: the same crop gets the same augmentation whichever worker or rank
+            # loads it, which makes a resumed run identical to an uninterrupted one.
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(_seed(self.seed, self.epoch, index))
+                image = self.transform(image)
+        return {"image": image, "target": torch.as_tensor(self.targets[row]), "index": index}
+
+
+class TrainSampler(DistributedSampler):
+    """``DistributedSampler`` that can also balance classes and skip the batches already done.
+
+    Args:
+        dataset: a :class:`CropDataset`.
+        num_replicas, rank: from the torchrun environment (1 and 0 for one process).
+        seed: the shuffle (or weighted draw) is seeded by ``seed + epoch``, as in PyTorch.
+        balanced: draw reals and fakes equally often, with replacement.
+    """
+
+    def __init__(self, dataset: CropDataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 balanced: bool = False) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.balanced = balanced
+        self.start = 0
+
+    def __iter__(self):
+        if not self.balanced:
+            indices = list(super().__iter__())
+        else:
+            classes = self.dataset.class_of_rows()
+            weights = 1.0 / np.bincount(classes)[classes]  # each class weighs the same in all
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            drawn = torch.multinomial(torch.as_tensor(weights), self.total_size, replacement=True, generator=g)
+            indices = drawn.tolist()[self.rank:self.total_size:self.num_replicas]
+        return iter(indices[self.start:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Epoch ``epoch``, beginning at its ``start``-th sample (non-zero only when resuming)."""
+        super().set_epoch(epoch)
+        self.num_samples = len(self.dataset) // self.num_replicas + (len(self.dataset) % self.num_replicas > 0)
+        self.total_size = self.num_samples * self.num_replicas
+        self.start = start
+
+
+def check_not_empty(dataset: CropDataset, batch_size: int, world_size: int, what: str) -> None:
+    """Stop before training when a rank would get no full batch."""
+    per_rank = -(-len(dataset) // world_size)
+    if per_rank < batch_size:
+        raise ForensicsError(f"{what}: {len(dataset)} crops make no full batch of {batch_size} per process "
+                             f"({world_size} process(es)); lower data.batch_size")
+
+
+def crop_size_on_disk(frames) -> int | None:
+    """Side of the crops on disk, from the first one (all crops of a manifest share it)."""
+    import cv2
+
+    image = cv2.imread(frames["file"].iat[0], cv2.IMREAD_COLOR)
+    return None if image is None else int(image.shape[0])
