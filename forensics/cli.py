@@ -22,6 +22,7 @@ from forensics.errors import ForensicsError
 COMMANDS: dict[str, str] = {
     "synth": "forensics.synth.cli",
     "preprocess": "preprocessing.cli",
+    "pack": "forensics.commands.pack",
     "train": "forensics.commands.train",
     "benchmark": "forensics.commands.benchmark",
     "evaluate": "forensics.commands.evaluate",

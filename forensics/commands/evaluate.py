@@ -70,7 +70,8 @@ def run(args) -> int:
     frames = load_frames(manifest, None if args.split == "all" else args.split,
                          datasets=data.get("datasets") if same_manifest else None,
                          methods=args.methods or (data.get("methods") if same_manifest else None),
-                         compressions=args.compressions or (data.get("compressions") if same_manifest else None))
+                         compressions=args.compressions or (data.get("compressions") if same_manifest else None),
+                         on_corrupt=data.get("on_corrupt", "stop"))
     data_cfg = info["data_config"]
     dataset = CropDataset(frames, task.encode(frames), build_transform(data_cfg, None, crop_size_on_disk(frames)),
                           args.frames_per_video)

@@ -65,6 +65,7 @@ class DataConfig:
     eval_batch_size: int | None = None  # default: 2 x batch_size
     num_workers: int = 4
     check_files: bool = True
+    on_corrupt: str = "stop"  # a truncated tar shard: stop | skip its missing samples (forensics/data/shards.py)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -159,6 +160,9 @@ class TrainConfig:
         if self.train.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.train.lr}")
         self.data.augment.validate()
+        from forensics.data.shards import check_on_corrupt
+
+        check_on_corrupt(self.data.on_corrupt)
         self.wandb.validate()
         if self.task == "keypoints":
             self.keypoints.validate()
@@ -311,7 +315,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
                                                "test": cfg.data.test_split}, **filters)
         task = create_task(cfg.task, keypoint_data.names)
     else:
-        train_frames = load_frames(cfg.data.manifest, cfg.data.train_split, **filters)
+        train_frames = load_frames(cfg.data.manifest, cfg.data.train_split, **filters, on_corrupt=cfg.data.on_corrupt)
         classes = cfg.classes or default_classes(cfg.task, train_frames["method"])
         task = create_task(cfg.task, classes, cfg.train.video_strategy)
         train_targets = task.encode(train_frames)
@@ -338,7 +342,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         eval_sets = {}
         for name, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
             if split:
-                frames = load_frames(cfg.data.manifest, split, **filters)
+                frames = load_frames(cfg.data.manifest, split, **filters, on_corrupt=cfg.data.on_corrupt)
                 eval_sets[name] = CropDataset(frames, task.encode(frames), eval_transform,
                                               cfg.data.eval_frames_per_video)
         train_rows = len(train_frames)

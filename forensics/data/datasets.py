@@ -34,6 +34,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from forensics.errors import ForensicsError, ManifestError
 from forensics.data.manifest import filter_manifest, read_manifest, video_key
+from forensics.data.shards import check_shards, decode_sample, is_packed, read_sample
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,20 @@ BALANCE = ("loss_weight", "sampler", "none")
 
 def load_frames(manifest: str | os.PathLike, split: str | None, *, datasets: Sequence[str] | None = None,
                 methods: Sequence[str] | None = None, compressions: Sequence[str] | None = None,
-                check_files: bool = True) -> pd.DataFrame:
+                check_files: bool = True, on_corrupt: str = "stop") -> pd.DataFrame:
     """The manifest rows of one split, filtered, with a ``video_key`` column and absolute ``file`` paths.
 
+    For a manifest packed into tar shards (:mod:`forensics.data.shards`), ``file`` is the
+    shard and ``offset``/``size`` locate the crop in it; ``check_files`` then checks that
+    every shard holds its samples' bytes, and ``on_corrupt`` says whether a truncated shard
+    stops the run or loses its missing samples.
+
     Raises:
-        ManifestError: unreadable manifest, nothing left after filtering, a missing crop file.
+        ManifestError: unreadable manifest, nothing left after filtering, a missing crop file,
+            crop formats mixed in one manifest, a truncated shard (``on_corrupt='stop'``).
     """
     df = read_manifest(manifest)
+    packed = is_packed(df, str(manifest))
     frames = filter_manifest(df, splits=None if split is None else [split], datasets=datasets,
                              methods=methods, compressions=compressions)
     if frames.empty:
@@ -59,6 +67,11 @@ def load_frames(manifest: str | os.PathLike, split: str | None, *, datasets: Seq
     frames = frames.reset_index(drop=True)
     frames["video_key"] = video_key(frames)
     root = Path(df.attrs["root"])
+    if packed:
+        frames["file"] = [str(root / p) for p in frames["shard"]]
+        frames["offset"] = frames["offset"].astype("int64")
+        frames["size"] = frames["size"].astype("int64")
+        return check_shards(frames, str(manifest), on_corrupt) if check_files else frames
     frames["file"] = [str(root / p) for p in frames["path"]]
     if check_files:
         for row, file in enumerate(frames["file"]):
@@ -103,6 +116,7 @@ class CropDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self._video_ids = pd.factorize(frames["video_key"])[0]
+        self.packed = "offset" in frames.columns and "key" in frames.columns
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -136,9 +150,18 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def read(self, row: int) -> torch.Tensor:
+        """The crop of ``row`` (of ``frames``) as uint8 ``3 x H x W``, from its PNG file or shard."""
+        file = self.frames["file"].iat[row]
+        if not self.packed:
+            return read_crop(file)
+        key = self.frames["key"].iat[row]
+        return decode_sample(read_sample(file, int(self.frames["offset"].iat[row]),
+                                         int(self.frames["size"].iat[row]), key), file, key)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = int(self.rows[index])
-        image = read_crop(self.frames["file"].iat[row])
+        image = self.read(row)
         if self.transform is not None:
             # Augmentations draw from a generator seeded by (seed, epoch, index), not from the
             # worker's stream: the same crop gets the same augmentation whichever worker or rank
@@ -197,7 +220,8 @@ def check_not_empty(dataset: CropDataset, batch_size: int, world_size: int, what
 
 def crop_size_on_disk(frames) -> int | None:
     """Side of the crops on disk, from the first one (all crops of a manifest share it)."""
-    import cv2
-
-    image = cv2.imread(frames["file"].iat[0], cv2.IMREAD_COLOR)
-    return None if image is None else int(image.shape[0])
+    try:
+        image = CropDataset(frames.iloc[:1], np.zeros(1)).read(0)
+    except ForensicsError:
+        return None
+    return int(image.shape[1])
