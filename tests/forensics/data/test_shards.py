@@ -144,3 +144,25 @@ def test_pack_command_default_output(crop_manifest, tmp_path, capsys):
     frames = load_frames(tmp_path / "mine-shards" / "manifest.csv", None)
     assert np.array_equal(CropDataset(frames, frames["label"].to_numpy())[0]["image"].numpy(),
                           CropDataset(load_frames(tmp_path / "mine" / "manifest.csv", None), np.zeros(10))[0]["image"].numpy())
+
+
+@pytest.mark.slow
+def test_two_process_ddp_draws_the_same_samples_from_shards_and_files(crop_manifest, packed, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    script = Path(__file__).with_name("shard_draws.py")
+    out = tmp_path / "draws.json"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(out), str(crop_manifest), str(packed)], cwd=root, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    png, tar = json.loads(out.read_text())
+    assert png == tar
+    ranks = png
+    assert len(ranks) == 2 and all(ranks)
+    for epoch in (0, 1):  # the ranks share the epoch's crops without overlap
+        a, b = ({r[1] for r in rank if r[0] == epoch} for rank in ranks)
+        assert a and b and not a & b
