@@ -290,6 +290,7 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
     from forensics.training.metrics import flatten
     from forensics.models import create_model, data_config
     from forensics.training.tasks import create_task, default_classes
+    from forensics.data.batch_augment import batch_augment
     from forensics.data.transforms import batch_preparer, build_transform
     from forensics.training.runlog import RunLogger, write_json
 
@@ -334,8 +335,11 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         train_rows = len(train_set)
     else:
         crop_size = crop_size_on_disk(train_frames)
-        train_set = CropDataset(train_frames, train_targets, build_transform(data_cfg, cfg.data.augment, crop_size),
-                                cfg.data.frames_per_video, resample=True, seed=cfg.seed)
+        # data.augment.device=gpu: the workers only decode; the batch preparer augments.
+        on_batch = batch_augment(data_cfg, cfg.data.augment) is not None
+        train_set = CropDataset(train_frames, train_targets,
+                                build_transform(data_cfg, None if on_batch else cfg.data.augment, crop_size),
+                                cfg.data.frames_per_video, resample=True, seed=cfg.seed, emit_seed=on_batch)
         if cfg.data.balance == "loss_weight":
             task.fit_weights(train_set.targets[train_set.rows])
         eval_transform = build_transform(data_cfg, None, crop_size)
@@ -431,7 +435,9 @@ def main(cfg: TrainConfig, resume: bool = False, force: bool = False, eval_only:
         return finish({"best": best, "stopped_early": False}, 1)
 
     # ---- training set-up ----
-    parts = build_parts(model, task, train_set, prepare, data=cfg.data, loop=cfg.train, groups=cfg.freeze.groups,
+    train_prepare = prepare if cfg.task == "keypoints" or batch_augment(data_cfg, cfg.data.augment) is None else \
+        batch_preparer(data_cfg, device, channels_last=channels_last, augment=batch_augment(data_cfg, cfg.data.augment))
+    parts = build_parts(model, task, train_set, train_prepare, data=cfg.data, loop=cfg.train, groups=cfg.freeze.groups,
                         env=env, device=device, seed=cfg.seed, ema=ema, amp_dtype=amp_dtype,
                         balanced=cfg.data.balance == "sampler")
     steps_per_epoch = parts.steps_per_epoch

@@ -104,16 +104,20 @@ class CropDataset(Dataset):
         resample: draw K random frames per video again each epoch (training) instead of K
             evenly spaced ones once (evaluation).
         seed: seeds the frame draw and the augmentations.
+        emit_seed: put each sample's augmentation seed in it as ``seed``, for augmentations
+            applied later to the batch (:mod:`forensics.data.batch_augment`).
     """
 
     def __init__(self, frames: pd.DataFrame, targets: np.ndarray, transform: Callable | None = None,
-                 frames_per_video: int | None = None, resample: bool = False, seed: int = 0) -> None:
+                 frames_per_video: int | None = None, resample: bool = False, seed: int = 0,
+                 emit_seed: bool = False) -> None:
         self.frames = frames
         self.targets = targets
         self.transform = transform
         self.frames_per_video = frames_per_video
         self.resample = resample and frames_per_video is not None
         self.seed = seed
+        self.emit_seed = emit_seed
         self.epoch = 0
         self._video_ids = pd.factorize(frames["video_key"])[0]
         self.packed = "offset" in frames.columns and "key" in frames.columns
@@ -169,7 +173,10 @@ class CropDataset(Dataset):
             with torch.random.fork_rng(devices=[]):
                 torch.default_generator.manual_seed(_seed(self.seed, self.epoch, index))
                 image = self.transform(image)
-        return {"image": image, "target": torch.as_tensor(self.targets[row]), "index": index}
+        sample = {"image": image, "target": torch.as_tensor(self.targets[row]), "index": index}
+        if self.emit_seed:
+            sample["seed"] = torch.tensor(_seed(self.seed, self.epoch, index), dtype=torch.int64)
+        return sample
 
 
 class TrainSampler(DistributedSampler):

@@ -52,8 +52,13 @@ class AugmentConfig:
     downscale_min: float = 0.5  # smallest scale factor
     cutout_p: float = 0.1
     cutout_scale: list[float] = field(default_factory=lambda: [0.02, 0.15])
+    # cpu: per crop in the loader workers; gpu: per batch on the training device, so the
+    # workers only decode (forensics/data/batch_augment.py; same probabilities and ranges).
+    device: str = "cpu"
 
     def validate(self) -> None:
+        if self.device not in ("cpu", "gpu"):
+            raise ConfigError(f"data.augment.device must be cpu or gpu, got {self.device!r}")
         for name, value in vars(self).items():
             if name.endswith("_p") and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"data.augment.{name} must be a probability in [0, 1], got {value}")
@@ -127,9 +132,12 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 
 
 def batch_preparer(data_cfg: dict[str, Any], device: torch.device | str, keys: tuple[str, ...] = ("image",),
-                   channels_last: bool = False):
+                   channels_last: bool = False, augment: Any = None):
     """A ``prepare(batch)`` for the engine: tensors to ``device``, uint8 images normalised there
-    (and laid out NHWC when ``channels_last``, to match a model converted to it)."""
+    (and laid out NHWC when ``channels_last``, to match a model converted to it).
+
+    ``augment``: a :class:`forensics.data.batch_augment.BatchAugment` applied to the uint8
+    ``image`` batch on the device before normalising (the batch then carries ``seed``)."""
     import torch
 
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -138,6 +146,8 @@ def batch_preparer(data_cfg: dict[str, Any], device: torch.device | str, keys: t
 
     def prepare(batch: dict[str, Any]) -> dict[str, Any]:
         out = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        if augment is not None:
+            out["image"] = augment(out["image"], batch["seed"])
         for key in keys:
             out[key] = normalize(out[key], mean, std).contiguous(memory_format=layout)
         return out

@@ -166,3 +166,14 @@ def test_two_process_ddp_draws_the_same_samples_from_shards_and_files(crop_manif
     for epoch in (0, 1):  # the ranks share the epoch's crops without overlap
         a, b = ({r[1] for r in rank if r[0] == epoch} for rank in ranks)
         assert a and b and not a & b
+
+
+@pytest.mark.slow
+def test_train_from_shards_with_batch_augmentation(packed, tmp_path):
+    """End to end: ``forensics train`` reads the packed manifest and augments on the batch."""
+    from tests.forensics.commands.test_train import train
+
+    assert train(packed, tmp_path / "run", "train.epochs=1", "data.augment.device=gpu",
+                 "data.augment.jpeg_p=1.0") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["test"]["video"]["n"] == 12
