@@ -212,6 +212,7 @@ def check_shards(frames: pd.DataFrame, source: str, on_corrupt: str = "stop") ->
 
 
 _FILES: dict[str, int] = {}
+MAX_OPEN = 128
 _PID = os.getpid()
 
 
@@ -230,6 +231,10 @@ def read_sample(shard: str, offset: int, size: int, key: str) -> bytes:
         _PID = os.getpid()
     fd = _FILES.get(shard)
     if fd is None:
+        if len(_FILES) >= MAX_OPEN:  # stay far below the open-file limit on huge datasets
+            for old in _FILES.values():
+                os.close(old)
+            _FILES.clear()
         try:
             fd = _FILES[shard] = os.open(shard, os.O_RDONLY)
         except OSError as error:

@@ -4,7 +4,6 @@ distribution gives batches with the same shape, dtype, value range and statistic
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,13 +17,13 @@ OFF = dict(hflip_p=0.0, jpeg_p=0.0, blur_p=0.0, noise_p=0.0, color_p=0.0, downsc
 
 
 def crops(n: int = 24) -> torch.Tensor:
-    """``n`` natural-image uint8 crops of ``SIDE`` pixels (patches of scikit-image's astronaut)."""
-    from skimage import data
-
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)
-    rng = np.random.default_rng(0)
-    corners = rng.integers(0, 512 - SIDE, size=(n, 2))
-    return torch.stack([photo[:, y:y + SIDE, x:x + SIDE] for y, x in corners]).contiguous()
+    """``n`` uint8 crops of ``SIDE`` pixels with image-like content: smooth colour fields (a
+    bicubic upsampling of coarse noise) with fine grain, spanning most of 0..255."""
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(n, 3, 6, 6, generator=g) * 255
+    smooth = torch.nn.functional.interpolate(coarse, size=(SIDE, SIDE), mode="bicubic", align_corners=False)
+    grain = torch.randn(n, 3, SIDE, SIDE, generator=g) * 6
+    return (smooth + grain).clamp(0, 255).round().to(torch.uint8)
 
 
 def per_crop(images: torch.Tensor, augment: AugmentConfig, seed: int = 0) -> torch.Tensor:
