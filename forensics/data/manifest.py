@@ -156,6 +156,34 @@ def _select(df: pd.DataFrame, column: str, values: Iterable[str] | None) -> pd.D
     return df[df[column].isin(values)]
 
 
+#: ``dataset -> methods`` that no default selection keeps: used only where a list of methods names them.
+#: FaceForensics++'s "all" is its paper's four methods (Rössler et al., ICCV 2019); FaceShifter
+#: joined the download later and is not in any published "all" row, so a default run (the
+#: benchmark's ``all`` cell, ``data.methods: null``) must not train or test on it.
+OPT_IN_METHODS: dict[str, frozenset[str]] = {"ffpp": frozenset({"FaceShifter"})}
+
+
+def default_methods_mask(df: pd.DataFrame) -> pd.Series:
+    """Rows a default selection (``methods=None``) keeps: all but :data:`OPT_IN_METHODS`."""
+    keep = pd.Series(True, index=df.index)
+    for dataset, methods in OPT_IN_METHODS.items():
+        keep &= ~((df["dataset"] == dataset) & df["method"].isin(methods))
+    return keep
+
+
+def subject_mask(df: pd.DataFrame) -> pd.Series:
+    """Rows of each video's subject (``face`` 0, or no ``face`` column).
+
+    Other faces (``forensics preprocess --all-faces``) carry their video's label, but in a
+    fake video they are real people's faces: a label "fake" on them would be wrong, so
+    training and video scores leave them out unless asked (``load_frames(..., all_faces=True)``).
+    """
+    if "face" not in df.columns:
+        return pd.Series(True, index=df.index)
+    face = pd.to_numeric(df["face"].replace("", "0"), errors="coerce").fillna(0)
+    return face == 0
+
+
 def filter_manifest(df: pd.DataFrame, *, datasets: Iterable[str] | None = None,
                     methods: Iterable[str] | None = None, splits: Iterable[str] | None = None,
                     compressions: Iterable[str] | None = None,
@@ -164,6 +192,8 @@ def filter_manifest(df: pd.DataFrame, *, datasets: Iterable[str] | None = None,
 
     ``methods`` lists the methods to keep, exactly: name ``original`` to keep the reals.
     ``frames_per_video`` keeps at most that many evenly spaced frames of each video.
+    The defaults of training and evaluation (no opt-in method, subject faces only) are
+    applied by :func:`forensics.data.datasets.load_frames`, not here.
     """
     out = _select(df, "dataset", datasets)
     out = _select(out, "method", methods)
