@@ -54,6 +54,8 @@ TEST_LABELS = "labels.csv"
 VAL_FRACTION = 0.1
 #: Published sizes: 50 train parts, 5,000 public test videos.
 OFFICIAL = {"train_parts": 50, "test": 5000}
+#: The preview's videos (Li et al., Celeb-DF, CVPR 2020, Table 1: "DFDC" 1,131 real, 4,113 fake).
+OFFICIAL_PREVIEW = {"original": 1131, "fake": 4113}
 
 
 def in_val(group: str, val_fraction: float) -> bool:
@@ -219,4 +221,6 @@ def list_preview(root: Path, splits_dir: Path | None = None, val_fraction: float
     warn_missing("dfdcp", missing)
     if not items:
         raise ForensicsError(f"{index}: none of the videos it lists exists under {root}")
+    fakes = sum(item.label for item in items)
+    report_counts("dfdcp", {"original": len(items) - fakes, "fake": fakes}, OFFICIAL_PREVIEW)
     return items

@@ -73,7 +73,7 @@ def test_bad_labels_csv_is_one_line_before_work(dfdc_full, tmp_path, capsys, csv
     assert len(err) == 1 and "labels.csv" in err[0] and not out.exists()
 
 
-def test_preview_splits_by_identity_folder(pp_root, tmp_path):
+def test_preview_splits_by_identity_folder(pp_root, tmp_path, caplog):
     root = tmp_path / "dfdcp"
     video = original_path(pp_root, "c23", "000")
     index = {}
@@ -93,3 +93,4 @@ def test_preview_splits_by_identity_folder(pp_root, tmp_path):
             by_ident.setdefault(i.video.split("/")[1], set()).add(i.split)
     assert all(len(s) == 1 for s in by_ident.values()) and {"train", "val"} == set().union(*by_ident.values())
     assert [(i.method, i.split) for i in items if i.split == "test"] == [("method_B", "test")]
+    assert "dfdcp: partial download (found of official): original 6 of 1,131; fake 7 of 4,113" in caplog.text
