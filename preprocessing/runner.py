@@ -388,7 +388,8 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
             complete.add(item.key)
             outcomes.append(Outcome(item.key, "skipped", "", record.get("sampled_count", 0),
                                     record.get("decoded_count", 0), record.get("faces", 0),
-                                    record.get("asked", 0), rows=rows_from_record(record)))
+                                    record.get("asked", 0), rows=rows_from_record(record),
+                                    cuts=list(record.get("cuts", []))))
     if complete:
         log.info("%d items already complete in %s: skipped", len(complete), out)
 
