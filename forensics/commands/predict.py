@@ -109,6 +109,7 @@ class Predictor:
         from forensics.media.crops import crop_face
         from forensics.media.faces import subject_boxes
         from forensics.media.sampling import sample_indices
+        from forensics.media.shots import frame_signature, shot_starts
         from forensics.media.video import read_frames, video_info
 
         num_frames = video_info(path)[0]
@@ -116,7 +117,8 @@ class Predictor:
         frames = dict(read_frames(path, indices))
         order = sorted(frames)
         detections = dict(zip(order, self.detector.detect([frames[i] for i in order]))) if order else {}
-        boxes = subject_boxes(detections)
+        # Tracks end at shot cuts, as in preprocessing: a video's score never mixes two people.
+        boxes = subject_boxes(detections, shot_starts({i: frame_signature(frames[i]) for i in order}))
         per_frame: dict[int, tuple] = {}
         if boxes:
             kept = sorted(boxes)

@@ -391,7 +391,8 @@ def track_faces(detections: Mapping[int, np.ndarray], max_distance: float = 1.0,
     return sorted(tracks, key=lambda t: t.weight, reverse=True)
 
 
-def subject_boxes(detections: Mapping[int, np.ndarray], **options: float) -> dict[int, np.ndarray]:
-    """The subject's box in each frame where it was found (see :func:`track_faces`)."""
-    tracks = track_faces(detections, **options)
+def subject_boxes(detections: Mapping[int, np.ndarray], cuts: Iterable[int] = (),
+                  **options: float) -> dict[int, np.ndarray]:
+    """The subject's box in each frame where it was found (see :func:`track_faces`; ``cuts`` end tracks)."""
+    tracks = track_faces(detections, cuts=cuts, **options)
     return dict(tracks[0].boxes) if tracks else {}
