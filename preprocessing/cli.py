@@ -26,6 +26,11 @@ def _names(values: list[str] | None) -> list[str] | None:
     return [v for value in values for v in value.split(",") if v]
 
 
+def options_context(options: dict[str, object]) -> dict[str, object]:
+    """Layout options worth recording in the summary (the DFDC val fraction decides the split)."""
+    return {"val_fraction": options["val_fraction"]} if "val_fraction" in options else {}
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(v) for v in text.split("/"))
@@ -127,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         local_rank=env.local_rank, progress=not args.no_progress,
         context={"layout": args.layout, "root": str(Path(args.root).resolve()),
                  "selection": {"methods": _names(args.methods), "compressions": _names(args.compressions),
-                               "splits": _names(args.only_splits)}})
+                               "splits": _names(args.only_splits)}, **options_context(options)})
     videos, frames = summary["videos"], summary["frames"]
     log.info("%d videos: %d done, %d skipped (already complete), %d failed, %d without a face; "
              "%d frames sampled, %d with a face; %.1f frames/s", videos["total"], videos["done"],

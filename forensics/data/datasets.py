@@ -84,6 +84,11 @@ def _default_selection(frames: pd.DataFrame, default_methods: bool, all_faces: b
             log.info("%s: left out %d crops of %s: no default selection uses them; name them in the methods "
                      "to use them", source, int((~keep).sum()), ", ".join(dropped))
             frames = frames[keep]
+    legacy = (frames["dataset"] == "ffpp") & frames["video"].str.contains("__", regex=False)
+    if legacy.any():  # DeepFakeDetection's names: a manifest from before dataset dfd existed
+        log.warning("%s: %d ffpp crops are DeepFakeDetection videos (ids like %s): this manifest predates "
+                    "dataset dfd; remake it (forensics preprocess --layout ffpp / --layout dfd)", source,
+                    int(legacy.sum()), frames.loc[legacy, "video"].iloc[0])
     if not all_faces:
         keep = subject_mask(frames)
         if not keep.all():

@@ -45,3 +45,10 @@ def test_faceshifter_of_ffpp_is_used_only_when_named(manifest, caplog):
     assert "left out 2 crops of FaceShifter" in caplog.text
     named = load_frames(manifest, "test", methods=["original", "FaceShifter"], datasets=["ffpp"], check_files=False)
     assert set(named.method) == {"original", "FaceShifter"}
+
+
+def test_a_manifest_from_before_dataset_dfd_is_flagged(tmp_path, caplog):
+    rows = [_row("000", "original", 0, 0), _row("01__walking_down_street", "original", 0, 0)]
+    write_manifest(pd.DataFrame(rows), tmp_path / "old.csv")
+    load_frames(tmp_path / "old.csv", "test", check_files=False)
+    assert "1 ffpp crops are DeepFakeDetection videos (ids like 01__walking_down_street)" in caplog.text
