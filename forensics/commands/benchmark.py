@@ -10,8 +10,9 @@ the very code path of the command), in its own folder::
     OUTPUT_DIR/results.csv                      one row per cell: status, metrics, run folder, error
     OUTPUT_DIR/ACC.csv, AUC.csv, tables.md      FaceForensics++-style tables (one per metric)
 
-A cell trains on the reals and the method's fakes (``all``: every method) of one
-compression, and is tested on the same. Runs are resumable: a cell whose folder holds
+A cell trains on the reals and the method's fakes (``all``: every method but the opt-in
+ones, i.e. FaceForensics++'s four without FaceShifter; see
+:data:`forensics.data.manifest.OPT_IN_METHODS`) of one compression, and is tested on the same. Runs are resumable: a cell whose folder holds
 ``report.json`` is read, not re-run; one interrupted mid-training continues from its
 ``last.pt``. A cell that fails is recorded as ``failed`` (with the error in
 ``results.csv``) and the grid goes on. All runs of a grid share one W&B group, with a
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 HELP = "train and evaluate detectors over a grid of methods and compressions (FaceForensics++ tables)"
 
-ALL = "all"  # the training data of every method together
+ALL = "all"  # the training data of every method together (data.methods=null: opt-in methods left out)
 
 
 @dataclass
