@@ -136,13 +136,15 @@ def list_items(root: Path, splits_dir: Path | None = None) -> list[MediaItem]:
         if manipulated.is_dir() else []
     for method_dir in method_dirs:
         items += _fakes(method_dir, splits, unsplit)
+    has_dfd = (originals / "actors").is_dir() or (manipulated / DFD).is_dir()
     if not items:
         raise ForensicsError(f"{root}: no video of the split files found under original_sequences/youtube/<comp>/"
-                             f"videos or manipulated_sequences/<method>/<comp>/videos")
+                             f"videos or manipulated_sequences/<method>/<comp>/videos"
+                             + ("; its DeepFakeDetection videos are --layout dfd" if has_dfd else ""))
     if unsplit:
         log.warning("ffpp: %d videos are in no split file and are skipped: %s", len(unsplit),
                     ", ".join(unsplit[:5]) + (", ..." if len(unsplit) > 5 else ""))
-    if (originals / "actors").is_dir() or (manipulated / DFD).is_dir():
+    if has_dfd:
         log.info("ffpp: the DeepFakeDetection videos (original_sequences/actors, manipulated_sequences/%s) "
                  "are another dataset: list them with --layout dfd", DFD)
     _warn_split_entries_missing(items, splits)

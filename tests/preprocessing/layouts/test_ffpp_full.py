@@ -99,6 +99,17 @@ def test_all_is_the_four_methods_and_faceshifter_only_when_named(full_root, tmp_
     assert set(named.method) == {"original", "FaceShifter"}
 
 
+def test_ffpp_asked_of_a_dfd_only_download_points_to_dfd(full_root):
+    import shutil
+
+    shutil.rmtree(full_root / "original_sequences" / "youtube")
+    for method in PAPER + ["FaceShifter"]:
+        shutil.rmtree(full_root / "manipulated_sequences" / method)
+    with pytest.raises(ForensicsError, match="its DeepFakeDetection videos are --layout dfd"):
+        list_items("ffpp", full_root)
+    assert len(list_items("dfd", full_root)) == 7
+
+
 def test_dfd_asked_of_a_root_without_actors_is_one_line(pp_root, tmp_path):
     with pytest.raises(ForensicsError, match=r"original_sequences/actors: not found"):
         list_items("dfd", pp_root)
