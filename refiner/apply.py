@@ -78,7 +78,7 @@ class LoadedRefiner:
         import torch
 
         from forensics.training.checkpoint import load_checkpoint
-        from forensics.training.loop import resolve_device
+        from forensics.training.session import resolve_device
         from refiner.model import build_from_info, load_refiner_weights
         from refiner.task import ReconstructionTask
 
