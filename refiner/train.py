@@ -35,7 +35,8 @@ from omegaconf import MISSING
 
 from forensics.errors import ConfigError, ForensicsError
 from forensics.training.runlog import WandbConfig
-from forensics.training.schema import RESUME_MAY_CHANGE, LoopConfig, ParamGroupConfig, choose_best_mode, validate_run
+from forensics.training.schema import (RESUME_MAY_CHANGE, LoopConfig, ParamGroupConfig, RunConfig, choose_best_mode,
+                                       validate_run)
 from refiner.model import RefinerArch
 from refiner.pairs import PairingConfig
 
@@ -95,12 +96,9 @@ def _loop() -> LoopConfig:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(RunConfig):
     """Stage 1: reconstruct real crops (no skip connections)."""
 
-    output_dir: str = MISSING
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
     data: RefinerDataConfig = field(default_factory=RefinerDataConfig)
     model: RefinerArch = field(default_factory=RefinerArch)
     loss: LossConfig = field(default_factory=LossConfig)

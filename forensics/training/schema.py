@@ -129,12 +129,18 @@ class LoopConfig:
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
+    """What every trainer's config starts with (what :func:`forensics.training.session.open_run` reads)."""
+
     output_dir: str = MISSING
-    task: str = "binary"  # binary | multiclass | multilabel, or a plug-in's task
-    classes: list[str] | None = None  # multiclass/multilabel; default: methods in the train split
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    task: str = "binary"  # binary | multiclass | multilabel, or a plug-in's task
+    classes: list[str] | None = None  # multiclass/multilabel; default: methods in the train split
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
@@ -177,4 +183,6 @@ def _with_sections(schema: type, sections: tuple[tuple[str, type], ...]) -> type
     if not sections:
         return schema
     fields = [(key, section, field(default_factory=section)) for key, section in sections]
-    return make_dataclass(schema.__name__, fields, bases=(schema,), module=schema.__module__)
+    extended = make_dataclass(schema.__name__, fields, bases=(schema,))
+    extended.__module__, extended.__qualname__ = schema.__module__, schema.__qualname__
+    return extended
