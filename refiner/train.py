@@ -9,8 +9,10 @@ each self-reenactment fake to its original's crop at the same frame (:mod:`refin
 
 Both stages run through the one training engine (:func:`forensics.training.engine.train_one_epoch` and
 :func:`~forensics.training.engine.evaluate`) with the reconstruction task (:mod:`refiner.task`), and
-reuse the detector trainer's building blocks (optimizer, schedule, SIGTERM handling,
-checkpoints, run folder, W&B), so the same command runs on CPU, one GPU and under torchrun::
+open, resume, log and close their runs with the session every trainer shares
+(:mod:`forensics.training.session`) and train through the one epoch loop
+(:func:`forensics.training.loop.fit`: optimizer, schedule, SIGTERM handling, checkpoints), so
+the same command runs on CPU, one GPU and under torchrun::
 
     forensics refiner pretrain configs/refiner/pretrain.yaml data.manifest=crops/manifest.csv output_dir=runs/ae
     torchrun --nproc_per_node=2 -m forensics refiner finetune configs/refiner/finetune.yaml \\
