@@ -13,7 +13,6 @@ of a plug-in task is scored by that task's own evaluation (its ``TaskSpec.evalua
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from forensics.registry import Registry
 from forensics.training.detection import default_classes  # noqa: F401  (re-exported: a task helper)
 from forensics.training.metrics import detection_report, multiclass_metrics, multilabel_metrics
 
-if TYPE_CHECKING:  # annotations only: the schema and the session import this module
+if TYPE_CHECKING:  # annotations only
     from forensics.training.runlog import RunLogger
 
 
