@@ -11,12 +11,13 @@ import logging
 from pathlib import Path
 
 from forensics.errors import ForensicsError
+from preprocessing.layouts import layout_names  # light: each layout's module is imported when used
 
 log = logging.getLogger(__name__)
 
 HELP = ("crop faces from a video dataset (FaceForensics++, DeepFakeDetection, Celeb-DF, DFDC, folders, face images) "
         "into a manifest")
-LAYOUTS = ("ffpp", "dfd", "celebdf", "dfdc", "dfdcp", "folder", "images")
+AFTER = "synth"  # its place in `forensics --help`
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -44,7 +45,7 @@ def _shard(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``forensics preprocess`` options."""
     io = parser.add_argument_group("dataset and output")
-    io.add_argument("--layout", choices=LAYOUTS, help="dataset layout")
+    io.add_argument("--layout", choices=layout_names(), help="dataset layout")
     io.add_argument("--root", metavar="DIR", help="dataset root")
     io.add_argument("--out", required=True, metavar="DIR", help="output folder (crops, manifest.csv, summary.json)")
     io.add_argument("--splits", metavar="DIR", help="folder of the split files (ffpp: DIR/{train,val,test}.json, "

@@ -3,7 +3,7 @@
 FaceForensics++ (Rössler et al., ICCV 2019) reports every detector trained and tested on
 each manipulation method alone and on all of them together, at each compression. A
 benchmark config lists the detectors, the methods and the compressions; every cell of the
-grid is one ``forensics train`` run (``forensics.commands.train.main`` with the cell's overrides,
+grid is one ``forensics train`` run (``forensics.training.trainer.main`` with the cell's overrides,
 the very code path of the command), in its own folder::
 
     OUTPUT_DIR/runs/MODEL/COMPRESSION/METHOD/   config.yaml, metrics.jsonl, report.json, checkpoints/
@@ -109,8 +109,8 @@ def run_cell(cfg: BenchmarkConfig, detector: DetectorConfig, method: str, compre
              run_dir: Path) -> dict[str, Any]:
     """Train and test one cell (or read its finished report); never raises."""
     from forensics.config import load_config
-    from forensics.commands.train import TrainConfig
-    from forensics.commands.train import main as train
+    from forensics.training.schema import TrainConfig
+    from forensics.training.trainer import main as train
 
     row: dict[str, Any] = {"detector": detector.name, "method": method, "compression": compression,
                            "run_dir": str(run_dir), "status": "done", "error": ""}

@@ -21,7 +21,7 @@ import pandas as pd
 from forensics.atomic import atomic_path
 from forensics.errors import ManifestError
 
-#: Required columns and their dtype. Extra columns (``mask``, keypoints...) are kept as they are.
+#: Required columns and their dtype. Extra columns (``mask``, landmarks...) are kept as they are.
 COLUMNS: dict[str, str] = {
     "path": "str",         # crop image, relative to the manifest's folder
     "dataset": "str",      # ffpp, celebdf, dfdc, folder, ...
@@ -38,7 +38,6 @@ COLUMNS: dict[str, str] = {
     "y1": "float",
     "score": "float",      # face detector confidence (NaN when the box came from elsewhere)
 }
-STR_COLUMNS = [name for name, kind in COLUMNS.items() if kind == "str"]
 LABELS = (0, 1)
 SPLITS = ("train", "val", "test")
 REAL_METHOD = "original"
