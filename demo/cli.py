@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 HELP = ("run the whole pipeline on a synthetic dataset (synth, preprocess, train, evaluate, predict, "
         "refiner, report)")
+AFTER = "refiner"  # its place in `forensics --help`
 STATE = "demo.json"
 
 #: Dataset and training sizes. The default must show a detector that learns (video AUC >= 0.9

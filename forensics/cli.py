@@ -4,8 +4,10 @@ Each subcommand lives in the package that owns it and exposes ``HELP`` (one line
 ``add_arguments(parser)`` and ``run(args) -> int``. Their modules keep module-level imports
 light, so ``forensics --help`` answers at once; heavy imports happen inside ``run``.
 
-This is the one place where ``forensics`` names the other packages (``preprocessing``,
-``refiner``): dependencies otherwise point into ``forensics``, never out of it.
+The core's commands are listed in :data:`COMMANDS`; packages outside the core add theirs
+through the ``forensics.commands`` entry-point group (``name = "package.module"`` in their
+``pyproject.toml``), so ``forensics`` never names them. A plug-in module may set ``AFTER``
+to the command it follows in ``forensics --help`` (default: the end of the list).
 """
 
 from __future__ import annotations
@@ -15,33 +17,42 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
+from types import ModuleType
 
 from forensics.errors import ForensicsError
 
-#: subcommand -> module implementing it. Order is the order of ``forensics --help``.
+#: The core's subcommands -> modules implementing them, in the order of ``forensics --help``.
 COMMANDS: dict[str, str] = {
     "synth": "forensics.synth.cli",
-    "preprocess": "preprocessing.cli",
     "pack": "forensics.commands.pack",
     "train": "forensics.commands.train",
     "benchmark": "forensics.commands.benchmark",
     "evaluate": "forensics.commands.evaluate",
     "predict": "forensics.commands.predict",
-    "refiner": "refiner.cli",
-    "demo": "demo.cli",
-    "keypoints-synth": "keypoints.cli",
 }
 
 
-def _available() -> dict[str, object]:
-    modules = {}
-    for name, module_name in COMMANDS.items():
-        try:
-            modules[name] = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue  # that capability is not part of this installation
-            raise
+def _import(module_name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            return None  # that capability is not part of this installation
+        raise
+
+
+def _available() -> dict[str, ModuleType]:
+    """Every command's module: the core's, then the plug-ins' (each after its ``AFTER``)."""
+    modules = {name: module for name, module in ((n, _import(m)) for n, m in COMMANDS.items()) if module}
+    for entry in sorted(entry_points(group="forensics.commands"), key=lambda e: e.name):
+        module = _import(entry.value)
+        if module is None or entry.name in modules:
+            continue
+        names = list(modules)
+        after = getattr(module, "AFTER", None)
+        at = names.index(after) + 1 if after in modules else len(names)
+        modules = dict([*list(modules.items())[:at], (entry.name, module), *list(modules.items())[at:]])
     return modules
 
 

@@ -67,7 +67,8 @@ def load_config(schema: type[T], path: str | os.PathLike | None = None,
     """Build a ``schema`` instance from defaults, then ``path`` (YAML), then ``overrides``.
 
     Args:
-        schema: the dataclass type describing the config.
+        schema: the dataclass type describing the config; if it has an ``extended_schema()``
+            classmethod, the type that returns is used (e.g. sections added by plug-ins).
         path: a YAML file; ``None`` uses the schema's defaults alone.
         overrides: dotted ``key=value`` strings, as typed on the command line.
 
@@ -77,7 +78,8 @@ def load_config(schema: type[T], path: str | os.PathLike | None = None,
     Raises:
         ConfigError: naming the key and the file (or "command line") at fault.
     """
-    cfg = OmegaConf.structured(schema)
+    extended = getattr(schema, "extended_schema", None)
+    cfg = OmegaConf.structured(extended() if callable(extended) else schema)
     source = str(path) if path is not None else "defaults"
     if path is not None:
         cfg = _merge(cfg, _load_yaml(Path(path)), source)

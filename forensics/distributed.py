@@ -1,4 +1,4 @@
-"""Distributed helpers: one process group setup for training, the refiner and preprocessing.
+"""Distributed helpers: one process group setup for every trainer and for preprocessing.
 
 Following torchvision's reference scripts, the rank and world size come from the torchrun
 environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) or from SLURM (``SLURM_PROCID``,

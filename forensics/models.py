@@ -6,39 +6,35 @@ with the same head contract (``forward_features``, ``forward_head``, ``num_featu
 ``reset_classifier``). Arguments left as ``None`` are dropped, so an unset config key never
 overrides a model's own default.
 
-``forensics`` never imports the packages that register models (``baselines``, ``refiner``):
-they announce themselves through the ``forensics.models`` entry-point group in
-``pyproject.toml``, loaded the first time a name is looked up. A third-party package can
-register detectors the same way. Models that are part of ``forensics`` itself
-(:data:`BUILTIN`: the keypoint models) are imported at that moment too, without an entry point.
+``forensics`` never imports the packages that register models: they announce themselves
+through the ``forensics.models`` entry-point group in ``pyproject.toml``, loaded the first
+time a name is looked up (:class:`forensics.registry.Registry`). A third-party package can
+register detectors the same way.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import logging
 import os
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
 from forensics.errors import ForensicsError
+from forensics.registry import Registry
 
 log = logging.getLogger(__name__)
 
 ModelFn = Callable[..., nn.Module]
-_REGISTRY: dict[str, ModelFn] = {}
-_PLUGINS_LOADED = False
-#: Modules of ``forensics`` that register models, imported with the plugins.
-BUILTIN = ("keypoints.models",)
+#: Our models by name; plug-ins of the ``forensics.models`` entry-point group join on first lookup.
+MODELS: Registry[ModelFn] = Registry("model", "forensics.models")
 
 
 class HeadModule(nn.Module):
-    """timm's head contract for our own architectures (baselines, keypoint models).
+    """timm's head contract for our own architectures (the baselines, plug-ins' models).
 
     A subclass builds ``forward_features(x)``, ``self.pre_logits`` (features to the
     ``head_hidden_size`` vector the classifier reads) and ``self.fc``; this class gives it
@@ -78,48 +74,25 @@ def register_model(fn: ModelFn | None = None, *, name: str | None = None) -> Any
     The function takes ``num_classes``, ``in_chans`` and its own keyword arguments and
     returns an ``nn.Module`` honouring the head contract.
     """
-    def record(f: ModelFn) -> ModelFn:
-        key = name or f.__name__
-        if key in _REGISTRY and _REGISTRY[key] is not f:
-            raise ValueError(f"model '{key}' is registered twice")
-        _REGISTRY[key] = f
-        return f
-
+    record = MODELS.decorator(name)
     return record(fn) if fn is not None else record
-
-
-def _load_plugins() -> None:
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
-        return
-    _PLUGINS_LOADED = True
-    for module in BUILTIN:
-        importlib.import_module(module)
-    for entry in entry_points(group="forensics.models"):
-        try:
-            importlib.import_module(entry.value)
-        except ImportError as error:  # a broken plugin must not hide the timm models
-            log.warning("could not load models from %s: %s", entry.value, error)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Names of our registered models matching a shell-style ``pattern`` (timm's are not listed)."""
-    _load_plugins()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in MODELS.names() if fnmatch.fnmatch(n, pattern))
 
 
 def is_registered(name: str) -> bool:
     """Whether ``name`` is one of our registered (non-timm) models."""
-    _load_plugins()
-    return name in _REGISTRY
+    return name in MODELS
 
 
 def model_arguments(name: str) -> set[str]:
     """Keyword arguments the registered model ``name`` takes (``task``, ``img_size``, ...)."""
     import inspect
 
-    _load_plugins()
-    return set(inspect.signature(_REGISTRY[name]).parameters)
+    return set(inspect.signature(MODELS.get(name)).parameters)
 
 
 def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = False,
@@ -163,7 +136,7 @@ def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = F
     if is_registered(name):
         if pretrained_file is not None:
             kwargs["pretrained_file"] = str(pretrained_file)
-        model = _REGISTRY[name](pretrained=pretrained, **kwargs)
+        model = MODELS.get(name)(pretrained=pretrained, **kwargs)
     else:
         import timm  # local: timm is slow to import and most commands don't need it
 

@@ -11,7 +11,11 @@ logging as the forgery detectors; this package holds only what is specific to ke
 * :mod:`~keypoints.data`: the config section, the train/val/test tables of a
   Kaggle CSV or of a crop manifest with keypoint columns, and the dataset;
 * :mod:`~keypoints.transforms`: keypoint-aware augmentation (torchvision v2);
-* :mod:`~keypoints.task`: the regression task (masked MSE) and its metric;
+* :mod:`~keypoints.task`: the regression task (masked MSE) and its metric; it registers the
+  task (``forensics.tasks`` entry point) with its config section and hooks;
+* :mod:`~keypoints.coords`: pixel and normalised coordinates;
+* :mod:`~keypoints.training`: what ``forensics train`` asks the task for (data, checks, figures);
+* :mod:`~keypoints.config`: the ``keypoints`` config section;
 * :mod:`~keypoints.models`: a small CNN of our own and the ``dummy`` floor;
 * :mod:`~keypoints.plot`: faces with true and predicted keypoints, PNG and W&B;
 * :mod:`~keypoints.synth`: a labelled test set rendered from the synthetic faces

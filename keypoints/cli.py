@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "generate a labelled facial keypoint set (Kaggle CSV format, 5 MTCNN landmarks) from synthetic faces"
+AFTER = "demo"  # its place in `forensics --help`
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,7 @@
 """The ``keypoints`` section of a training config (read when ``task: keypoints``).
 
-Kept apart from the data code so that importing the config schema (``forensics train
---help``, config validation) stays as light as the rest of :mod:`forensics.commands.train`'s imports.
-The defaults and why they are so are explained in :mod:`keypoints.data`.
+The task plug-in (:mod:`keypoints.task`) adds it to ``forensics train``'s schema. The
+defaults and why they are so are explained in :mod:`keypoints.data`.
 """
 
 from __future__ import annotations
@@ -10,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from forensics.errors import ConfigError
+from keypoints.table import MISSING_POLICIES, OUTSIDE_POLICIES
 from keypoints.transforms import KeypointAugmentConfig
-
-MISSING_POLICIES = ("mask", "drop")
-OUTSIDE_POLICIES = ("keep", "drop")
 
 
 @dataclass

@@ -135,10 +135,10 @@ class KeypointData:
     def fit_floor(self, model: nn.Module) -> None:
         """Fit a model that is fitted, not trained (the ``dummy``): ``model.fit`` gets the first
         training sample's keypoints in the task's normalised output units
-        (:func:`keypoints.task.to_unit`)."""
+        (:func:`keypoints.coords.to_unit`)."""
         import torch
 
-        from keypoints.task import to_unit
+        from keypoints.coords import to_unit
 
         table = self.tables["train"]
         h, w = table.image_size

@@ -1,4 +1,4 @@
-"""``forensics evaluate`` for a keypoints checkpoint (``forensics.commands.evaluate`` hands it over here).
+"""``forensics evaluate`` for a keypoints checkpoint (the task's ``TaskSpec.evaluate``, see :mod:`keypoints.task`).
 
 The model, its keypoint names and input size come from the checkpoint; the data file from
 ``--manifest`` or, by default, the one it was trained on, split as in training (its
@@ -37,8 +37,7 @@ def run_keypoints(args, state: dict[str, Any]) -> int:
     from forensics.distributed import cleanup_distributed
     from forensics.training.engine import evaluate
     from forensics.errors import ForensicsError
-    from forensics.commands.evaluate import eval_model, eval_run
-    from forensics.training.loop import eval_loader
+    from forensics.training.session import eval_loader, eval_model, eval_run
     from keypoints.data import load_keypoint_data
     from keypoints.plot import log_keypoint_evaluation
     from keypoints.table import keypoint_columns

@@ -24,9 +24,13 @@ import numpy as np
 import pandas as pd
 
 from forensics.errors import ForensicsError
-from keypoints.config import MISSING_POLICIES, OUTSIDE_POLICIES
 
 log = logging.getLogger(__name__)
+
+#: What ``keypoints.missing`` may say about rows missing some keypoints (see :func:`clean_table`).
+MISSING_POLICIES = ("mask", "drop")
+#: What ``keypoints.outside`` may say about rows with keypoints outside the image.
+OUTSIDE_POLICIES = ("keep", "drop")
 
 #: The 15 keypoints of the Kaggle Facial Keypoints Detection data, in its column order.
 KAGGLE_KEYPOINTS: tuple[str, ...] = (

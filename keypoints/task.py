@@ -25,21 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-
-def _half_sides(batch: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    """``[W/2, H/2, W/2, H/2, ...]`` of the batch's images, shaped like one output row."""
-    h, w = batch["image"].shape[-2:]
-    return torch.tensor([w / 2, h / 2], device=like.device, dtype=like.dtype).repeat(like.shape[-1] // 2)
-
-
-def to_unit(pixels: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
-    """Pixel coordinates to the model's normalised ones (``half``: half the image side per coordinate)."""
-    return pixels / half - 1
-
-
-def to_pixels(unit: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
-    """The model's normalised coordinates to pixels."""
-    return (unit + 1) * half
+from forensics.training.tasks import TaskSpec, register_task
+from keypoints.config import KeypointConfig
+from keypoints.coords import half_sides, to_pixels, to_unit
 
 
 def keypoint_metrics(pred: np.ndarray, target: np.ndarray, names: list[str]) -> dict[str, Any]:
@@ -85,14 +73,38 @@ class KeypointTask:
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = outputs.float()
-        target = to_unit(batch["target"].float(), _half_sides(batch, outputs))
+        target = to_unit(batch["target"].float(), half_sides(batch, outputs))
         present = ~torch.isnan(target)
         diff = torch.where(present, outputs - torch.nan_to_num(target), torch.zeros_like(outputs))
         return diff.pow(2).sum() / present.sum().clamp(min=1)
 
     def predictions(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs = outputs.float()
-        return {"keypoints": to_pixels(outputs, _half_sides(batch, outputs)), "target": batch["target"].float()}
+        return {"keypoints": to_pixels(outputs, half_sides(batch, outputs)), "target": batch["target"].float()}
 
     def metrics(self, gathered: dict[str, np.ndarray], meta: Any = None) -> dict[str, Any]:
         return keypoint_metrics(gathered["keypoints"], gathered["target"], self.classes)
+
+
+def _load_data(cfg: Any) -> Any:
+    from keypoints.training import KeypointRunData
+
+    return KeypointRunData(cfg)
+
+
+def _check(cfg: Any) -> None:
+    from keypoints.training import check_config
+
+    check_config(cfg)
+
+
+def _evaluate(args: Any, state: dict[str, Any]) -> int:
+    from keypoints.evaluate import run_keypoints
+
+    return run_keypoints(args, state)
+
+
+# ``forensics train`` / ``evaluate`` find the task here (entry point ``forensics.tasks``).
+register_task("keypoints", TaskSpec(build=lambda classes, strategy: KeypointTask(list(classes)), load_data=_load_data,
+                                    section=("keypoints", KeypointConfig), check=_check, evaluate=_evaluate,
+                                    detector=False))

@@ -11,11 +11,13 @@ import logging
 from pathlib import Path
 
 from forensics.errors import ForensicsError
+from preprocessing.layouts import layout_names  # light: each layout's module is imported when used
 
 log = logging.getLogger(__name__)
 
-HELP = "crop faces from a video dataset (FaceForensics++, Celeb-DF, DFDC, folders, face images) into a manifest"
-LAYOUTS = ("ffpp", "celebdf", "dfdc", "folder", "images")
+HELP = ("crop faces from a video dataset (FaceForensics++, DeepFakeDetection, Celeb-DF, DFDC, folders, face images) "
+        "into a manifest")
+AFTER = "synth"  # its place in `forensics --help`
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -23,6 +25,11 @@ def _names(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [v for value in values for v in value.split(",") if v]
+
+
+def options_context(options: dict[str, object]) -> dict[str, object]:
+    """Layout options worth recording in the summary (the DFDC val fraction decides the split)."""
+    return {"val_fraction": options["val_fraction"]} if "val_fraction" in options else {}
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -38,11 +45,15 @@ def _shard(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``forensics preprocess`` options."""
     io = parser.add_argument_group("dataset and output")
-    io.add_argument("--layout", choices=LAYOUTS, help="dataset layout")
+    io.add_argument("--layout", choices=layout_names(), help="dataset layout")
     io.add_argument("--root", metavar="DIR", help="dataset root")
     io.add_argument("--out", required=True, metavar="DIR", help="output folder (crops, manifest.csv, summary.json)")
     io.add_argument("--splits", metavar="DIR", help="folder of the split files (ffpp: DIR/{train,val,test}.json, "
-                    "default ROOT/splits; celebdf: DIR/List_of_testing_videos.txt, default ROOT)")
+                    "default ROOT/splits; celebdf: DIR/List_of_testing_videos.txt, default ROOT; dfdc: the test "
+                    "folder holding labels.csv, default the one folder of ROOT that has it)")
+    io.add_argument("--val-fraction", type=float, metavar="F",
+                    help="dfdc, dfdcp: share of the train originals put in val (default 0.1; fakes follow "
+                         "their original)")
     io.add_argument("--boxes", metavar="CSV", help="images layout: face boxes 'NAME_ID, X, Y, W, H' (VGGFace2 style)")
     io.add_argument("--methods", nargs="+", metavar="M", help="only these methods ('original' for the reals)")
     io.add_argument("--compressions", nargs="+", metavar="C", help="only these compressions (c0, c23, c40, ...)")
@@ -90,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise ForensicsError("--layout and --root are required (unless --merge)")
     if args.boxes and args.layout != "images":
         raise ForensicsError("--boxes is for --layout images only")
+    if args.val_fraction is not None and args.layout not in ("dfdc", "dfdcp"):
+        raise ForensicsError("--val-fraction is for --layout dfdc and dfdcp only")
 
     from forensics.distributed import dist_env
     from preprocessing.layouts import list_items, select_items
@@ -106,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
                         thresholds=tuple(args.thresholds), min_score=args.min_score, all_faces=args.all_faces,
                         reuse_boxes=not args.no_box_reuse,
                         **sampling)
-    options = {"boxes": Path(args.boxes)} if args.boxes else {}
+    options: dict[str, object] = {"boxes": Path(args.boxes)} if args.boxes else {}
+    if args.val_fraction is not None:
+        options["val_fraction"] = args.val_fraction
     items = list_items(args.layout, args.root, args.splits, **options)
     items = select_items(items, _names(args.methods), _names(args.compressions), _names(args.only_splits))
     if not items:
@@ -118,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         local_rank=env.local_rank, progress=not args.no_progress,
         context={"layout": args.layout, "root": str(Path(args.root).resolve()),
                  "selection": {"methods": _names(args.methods), "compressions": _names(args.compressions),
-                               "splits": _names(args.only_splits)}})
+                               "splits": _names(args.only_splits)}, **options_context(options)})
     videos, frames = summary["videos"], summary["frames"]
     log.info("%d videos: %d done, %d skipped (already complete), %d failed, %d without a face; "
              "%d frames sampled, %d with a face; %.1f frames/s", videos["total"], videos["done"],

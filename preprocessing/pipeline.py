@@ -39,6 +39,7 @@ from forensics.atomic import atomic_dir, atomic_write_text
 from forensics.media.crops import CROP_SCALE, CROP_SIZE, crop_face, read_image, write_png
 from forensics.errors import ForensicsError
 from forensics.media.faces import MIN_SCORE, THRESHOLDS, box_area, track_faces
+from forensics.media.shots import frame_signature, shot_starts
 from preprocessing.layouts import MediaItem
 from forensics.media.sampling import MODES, sample_indices
 
@@ -122,6 +123,8 @@ class Outcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
     #: seconds spent decoding (frames and masks) and detecting; the rest is cropping and writing
     stages: dict[str, float] = field(default_factory=dict)
+    #: sampled frames that start a new shot (see :mod:`forensics.media.shots`)
+    cuts: list[int] = field(default_factory=list)
 
 
 class Detector(Protocol):
@@ -244,6 +247,7 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
     crop = dict(size=settings.crop_size, scale=settings.crop_scale)
     decoded = 0
     detections: dict[int, np.ndarray] = {}
+    signatures: dict[int, np.ndarray] = {}
     rows: list[dict[str, Any]] = []
     rel = f"{CROPS}/{item.key}"
     stages = {"decode": 0.0, "detect": 0.0}
@@ -268,6 +272,7 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
             stages["detect"] += time.perf_counter() - tick
             for (index, frame), dets in zip(chunk, found):
                 mask = masks.get(index)
+                signatures[index] = frame_signature(frame)
                 # Every detection is cropped now, under a provisional name: the subject is only
                 # known once the whole video is tracked, and keeping crops (not frames) in
                 # flight bounds memory for the "all frames" sampling of long videos.
@@ -276,13 +281,15 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
                 detections[index] = np.concatenate([dets, np.arange(len(dets))[:, None]], axis=1)
         if decoded == 0:
             raise ForensicsError(f"{item.path}: no frame could be decoded")
+        cuts = list(original.get("cuts", [])) if reuse else shot_starts(signatures)
         if not reuse:
-            tracks, rows = _commit_tracks(tmp, rel, item, detections, settings)
+            tracks, rows = _commit_tracks(tmp, rel, item, detections, settings, cuts)
         record = {
             "key": item.key, "video": str(item.path), "mask": str(item.mask) if item.mask else "",
             "num_frames": num_frames, "fps": fps, "width": width, "height": height,
             "sampled": indices, "decoded": decoded,
             "boxes_from": f"original:{original['key']}" if reuse else "detector",
+            "cuts": cuts,  # sampled frames that start a new shot: no track crosses one
             "tracks": [{str(f): [None if math.isnan(v) else float(v) for v in box[:5]]
                         for f, box in sorted(t.items())} for t in tracks],
             "rows": rows,
@@ -292,7 +299,7 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
     if decoded < len(indices):
         log.warning("%s: only %d of %d sampled frames could be decoded", item.key, decoded, len(indices))
     stages["decode"] += masks.seconds
-    return Outcome(item.key, "done", "", len(indices), decoded, faces, asked, rows=rows, stages=stages)
+    return Outcome(item.key, "done", "", len(indices), decoded, faces, asked, rows=rows, stages=stages, cuts=cuts)
 
 
 def _write_crop(tmp: Path, rel: str, item: MediaItem, index: int, frame: np.ndarray, mask: np.ndarray | None,
@@ -307,9 +314,14 @@ def _write_crop(tmp: Path, rel: str, item: MediaItem, index: int, frame: np.ndar
 
 
 def _commit_tracks(tmp: Path, rel: str, item: MediaItem, detections: dict[int, np.ndarray],
-                   settings: Settings) -> tuple[list[dict[int, np.ndarray]], list[dict[str, Any]]]:
-    """Pick the subject, rename its provisional crops (others' too with ``all_faces``), drop the rest."""
-    tracks = [t.boxes for t in track_faces(detections)]
+                   settings: Settings, cuts: Sequence[int] = ()
+                   ) -> tuple[list[dict[int, np.ndarray]], list[dict[str, Any]]]:
+    """Pick the subject, rename its provisional crops (others' too with ``all_faces``), drop the rest.
+
+    Tracks end at shot cuts (``cuts``): after a cut the subject's track is another track,
+    so the subject's crops come from one shot and never silently from two people.
+    """
+    tracks = [t.boxes for t in track_faces(detections, cuts=cuts)]
     rows = []
     for k, track in enumerate(tracks if settings.all_faces else tracks[:1]):
         for index, det in sorted(track.items()):

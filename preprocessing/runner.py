@@ -343,6 +343,37 @@ def _run_pool(schedule: _Schedule, out: Path, workers: int, initargs: tuple,
 
 # ----------------------------------------------------------------------------- the run
 
+def _completed(out: Path, mine: Sequence[MediaItem]) -> tuple[list[Outcome], set[str]]:
+    """Outcomes (``skipped``) and keys of the items already complete in ``out``; stale partial output removed."""
+    outcomes: list[Outcome] = []
+    complete: set[str] = set()
+    for item in mine:
+        clean_stale(out, item)
+        record = read_record(out, item.key)
+        if record is not None:
+            complete.add(item.key)
+            outcomes.append(Outcome(item.key, "skipped", "", record.get("sampled_count", 0),
+                                    record.get("decoded_count", 0), record.get("faces", 0),
+                                    record.get("asked", 0), rows=rows_from_record(record),
+                                    cuts=list(record.get("cuts", []))))
+    return outcomes, complete
+
+
+def _start_detectors(settings: Settings, devices: list[str], workers: int) -> tuple[list, list, Any, list]:
+    """One detector process per device serving every worker: request queues, reply queues, free slots, processes."""
+    spawn = mp.get_context("spawn")  # a CUDA context can't cross a fork
+    servers = [spawn.Queue(maxsize=4 * workers) for _ in devices]
+    replies = [spawn.Queue() for _ in range(workers)]
+    slots = spawn.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+    procs = [spawn.Process(target=_serve_detector, args=(settings, d, q, replies), daemon=True)
+             for d, q in zip(devices, servers)]
+    for proc in procs:
+        proc.start()
+    return servers, replies, slots, procs
+
+
 def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings: Settings, *,
                    device: str = "cpu", workers: int | None = None, shard_rank: int = 0, shard_count: int = 1,
                    local_rank: int = 0, progress: bool = True, shared_detector: bool | None = None,
@@ -379,16 +410,7 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
              f" (shard {shard_rank} of {shard_count}, {len(items)} in all)" if shard_count > 1 else "",
              workers, ", ".join(devices))
 
-    outcomes: list[Outcome] = []
-    complete: set[str] = set()
-    for item in mine:
-        clean_stale(out, item)
-        record = read_record(out, item.key)
-        if record is not None:
-            complete.add(item.key)
-            outcomes.append(Outcome(item.key, "skipped", "", record.get("sampled_count", 0),
-                                    record.get("decoded_count", 0), record.get("faces", 0),
-                                    record.get("asked", 0), rows=rows_from_record(record)))
+    outcomes, complete = _completed(out, mine)
     if complete:
         log.info("%d items already complete in %s: skipped", len(complete), out)
 
@@ -408,16 +430,7 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
     servers = replies = slots = None
     server_procs: list[Any] = []
     if shared_detector and workers > 0:
-        spawn = mp.get_context("spawn")  # a CUDA context can't cross a fork
-        servers = [spawn.Queue(maxsize=4 * workers) for _ in devices]
-        replies = [spawn.Queue() for _ in range(workers)]
-        slots = spawn.Queue()
-        for slot in range(workers):
-            slots.put(slot)
-        server_procs = [spawn.Process(target=_serve_detector, args=(settings, d, q, replies), daemon=True)
-                        for d, q in zip(devices, servers)]
-        for proc in server_procs:
-            proc.start()
+        servers, replies, slots, server_procs = _start_detectors(settings, devices, workers)
     threads = None if workers == 0 else 1
     initargs = (settings, out, devices, servers, replies, slots, threads)
     schedule = _Schedule(mine, out, complete, settings.reuse_boxes)

@@ -4,7 +4,8 @@ Counts of items done, skipped (already complete) and failed (with the reason), f
 sampled, decoded and with a face, a coverage histogram and throughput. *Coverage* is a
 video's faced frames over the frames asked for (``--frames``): a video with fewer usable
 frames than asked (too short, faces missed, a second person only) is listed under ``short``
-rather than silently giving fewer crops.
+rather than silently giving fewer crops. Videos with shot cuts are counted and listed with the
+frames where a new shot starts.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def build_summary(outcomes: Sequence[Any], settings: Any, seconds: float, contex
         **context,
         "settings": settings.to_dict(),
         "videos": {"total": len(outcomes), **{s: len(v) for s, v in by_status.items()},
-                   "no_face": sum(1 for o in complete if o.faces == 0)},
+                   "no_face": sum(1 for o in complete if o.faces == 0),
+                   "with_cuts": sum(1 for o in complete if o.cuts)},
         "frames": {"sampled": sum(o.sampled for o in complete), "decoded": sum(o.decoded for o in complete),
                    "faces": sum(o.faces for o in complete)},
         "coverage_histogram": coverage_histogram(coverage.values()),
@@ -52,6 +54,8 @@ def build_summary(outcomes: Sequence[Any], settings: Any, seconds: float, contex
         "no_face": sorted(o.key for o in complete if o.faces == 0),
         "short": [{"video": o.key, "asked": o.asked, "sampled": o.sampled, "faces": o.faces}
                   for o in sorted(complete, key=lambda o: o.key) if o.faces < o.asked],
+        # Shot cuts found (sampled frames starting a new shot): the subject's crops come from one shot.
+        "cuts": [{"video": o.key, "frames": list(o.cuts)} for o in sorted(complete, key=lambda o: o.key) if o.cuts],
         # Worker seconds per stage over the videos done in this run ("write": crop and PNG).
         "stage_seconds": _stages(worked),
         "throughput": {"seconds": round(seconds, 3),
@@ -79,8 +83,8 @@ def merge_summaries(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for section in ("videos", "frames", "coverage_histogram", "stage_seconds"):
         merged[section] = {k: round(sum(s.get(section, {}).get(k, 0) for s in summaries), 3)
                            for k in summaries[0].get(section, {})}
-    for section in ("failed", "short"):
-        merged[section] = sorted((x for s in summaries for x in s[section]), key=lambda x: x["video"])
+    for section in ("failed", "short", "cuts"):
+        merged[section] = sorted((x for s in summaries for x in s.get(section, [])), key=lambda x: x["video"])
     merged["no_face"] = sorted(x for s in summaries for x in s["no_face"])
     seconds = max(s["throughput"]["seconds"] for s in summaries)
     frames = sum(s["throughput"]["frames_per_s"] * s["throughput"]["seconds"] for s in summaries)

@@ -78,7 +78,7 @@ class LoadedRefiner:
         import torch
 
         from forensics.training.checkpoint import load_checkpoint
-        from forensics.training.loop import resolve_device
+        from forensics.training.session import resolve_device
         from refiner.model import build_from_info, load_refiner_weights
         from refiner.task import ReconstructionTask
 
@@ -112,29 +112,9 @@ class LoadedRefiner:
         return [_at_size(crop, image, low) for crop, image, low in zip(crops, outputs.cpu(), small.cpu())]
 
 
-def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, method: str, *, name: str | None = None,
-                  splits: Sequence[str] | None = None, out: str | os.PathLike | None = None, batch_size: int = 32,
-                  device: str = "auto", overwrite: bool = False) -> Path:
-    """Refine the ``method`` fakes of ``manifest``; write their crops and the extended manifest.
-
-    Returns:
-        The path of the written manifest.
-
-    Raises:
-        ForensicsError: not a refiner checkpoint, no such fakes, the new name already used,
-            refined crops of another checkpoint in the way (without ``overwrite``).
-    """
-    from forensics.atomic import atomic_dir, atomic_write_text
-    from forensics.media.crops import write_png
-    from forensics.data.datasets import read_crop
-    from forensics.data.manifest import read_manifest, write_manifest
-
-    checkpoint, manifest = Path(checkpoint), Path(manifest)
-    refiner = LoadedRefiner(checkpoint, device)
-
-    df = read_manifest(manifest)
-    root = Path(df.attrs["root"])
-    name = name or f"{method}-refined"
+def _choose_fakes(df: pd.DataFrame, manifest: Path, method: str, name: str,
+                  splits: Sequence[str] | None) -> pd.DataFrame:
+    """The manifest rows to refine: fakes of ``method`` (in ``splits``); refuses a used ``name``."""
     if name in set(df["method"]):
         raise ForensicsError(f"{manifest}: method '{name}' is already in the manifest: choose another --name")
     chosen = df[(df["label"] == 1) & (df["method"] == method)]
@@ -146,10 +126,13 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
                              + (f" in split(s) {', '.join(splits)}" if splits else "")
                              + f" (fake methods: {', '.join(sorted(set(fakes['method']))) or 'none'}; "
                                f"splits: {', '.join(sorted(set(df['split'])))})")
+    return chosen
 
-    out = Path(out) if out is not None else manifest.parent / f"manifest_{name}.csv"
-    out_root = out.parent
-    base = out_root / "refined" / name
+
+def _claim_folder(base: Path, checkpoint: Path, overwrite: bool) -> None:
+    """Make ``base`` the refined crops' folder of ``checkpoint``: resume its own, refuse another's."""
+    from forensics.atomic import atomic_write_text
+
     marker = _checkpoint_id(checkpoint)
     if base.exists():
         if overwrite:
@@ -166,13 +149,13 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
     base.mkdir(parents=True, exist_ok=True)
     atomic_write_text(base / MARKER, json.dumps(marker, indent=2) + "\n")
 
-    chosen = chosen.copy()
-    folders = [base / d / c / v for d, c, v in zip(chosen["dataset"], chosen["compression"], chosen["video"])]
-    chosen["_folder"] = [str(f) for f in folders]
-    chosen["_file"] = [str(f / Path(p).name) for f, p in zip(folders, chosen["path"])]
-    if chosen["_file"].duplicated().any():
-        dup = chosen.loc[chosen["_file"].duplicated(), "path"].iloc[0]
-        raise ForensicsError(f"{manifest}: two crops of one video share the file name of {dup}")
+
+def _refine_videos(refiner: LoadedRefiner, chosen: pd.DataFrame, root: Path, batch_size: int) -> tuple[int, int]:
+    """Refine the crops of each video folder (``_folder``) not complete yet; (refined, already done)."""
+    from forensics.atomic import atomic_dir
+    from forensics.data.datasets import read_crop
+    from forensics.media.crops import write_png
+
     done = refined = 0
     for folder, rows in chosen.groupby("_folder", sort=False):
         folder = Path(folder)
@@ -186,8 +169,11 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
                 for image, path in zip(refiner.refine(crops), paths[i:i + batch_size]):
                     write_png(tmp / path.name, image.permute(1, 2, 0).numpy())
         refined += 1
-    log.info("%s: refined %d video(s) of %s into %s (%d already done)", checkpoint.name, refined, method, base, done)
+    return refined, done
 
+
+def _extended_manifest(df: pd.DataFrame, chosen: pd.DataFrame, name: str, root: Path, out_root: Path) -> pd.DataFrame:
+    """The manifest plus the refined rows (method ``name``), paths relative to ``out_root``."""
     rows = chosen.drop(columns=["_folder", "_file"]).assign(
         method=name, label=1, path=[os.path.relpath(f, out_root) for f in chosen["_file"]])
     if "mask" in rows.columns:
@@ -196,7 +182,42 @@ def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, me
     kept["path"] = _relative(kept["path"].tolist(), root, out_root)
     if "mask" in kept.columns:
         kept["mask"] = _relative(kept["mask"].astype(str).tolist(), root, out_root)
-    combined = pd.concat([kept, rows], ignore_index=True)
+    return pd.concat([kept, rows], ignore_index=True)
+
+
+def apply_refiner(checkpoint: str | os.PathLike, manifest: str | os.PathLike, method: str, *, name: str | None = None,
+                  splits: Sequence[str] | None = None, out: str | os.PathLike | None = None, batch_size: int = 32,
+                  device: str = "auto", overwrite: bool = False) -> Path:
+    """Refine the ``method`` fakes of ``manifest``; write their crops and the extended manifest.
+
+    Returns:
+        The path of the written manifest.
+
+    Raises:
+        ForensicsError: not a refiner checkpoint, no such fakes, the new name already used,
+            refined crops of another checkpoint in the way (without ``overwrite``).
+    """
+    from forensics.data.manifest import read_manifest, write_manifest
+
+    checkpoint, manifest = Path(checkpoint), Path(manifest)
+    refiner = LoadedRefiner(checkpoint, device)
+    df = read_manifest(manifest)
+    root = Path(df.attrs["root"])
+    name = name or f"{method}-refined"
+    chosen = _choose_fakes(df, manifest, method, name, splits).copy()
+    out = Path(out) if out is not None else manifest.parent / f"manifest_{name}.csv"
+    base = out.parent / "refined" / name
+    _claim_folder(base, checkpoint, overwrite)
+
+    folders = [base / d / c / v for d, c, v in zip(chosen["dataset"], chosen["compression"], chosen["video"])]
+    chosen["_folder"] = [str(f) for f in folders]
+    chosen["_file"] = [str(f / Path(p).name) for f, p in zip(folders, chosen["path"])]
+    if chosen["_file"].duplicated().any():
+        dup = chosen.loc[chosen["_file"].duplicated(), "path"].iloc[0]
+        raise ForensicsError(f"{manifest}: two crops of one video share the file name of {dup}")
+    refined, done = _refine_videos(refiner, chosen, root, batch_size)
+    log.info("%s: refined %d video(s) of %s into %s (%d already done)", checkpoint.name, refined, method, base, done)
+    combined = _extended_manifest(df, chosen, name, root, out.parent)
     write_manifest(combined, out)
-    log.info("wrote %s: %d rows, %d of them '%s'", out, len(combined), len(rows), name)
+    log.info("wrote %s: %d rows, %d of them '%s'", out, len(combined), len(combined) - len(df), name)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "the refiner: pretrain an autoencoder on real crops, fine-tune it on self-reenactment pairs, apply it"
+AFTER = "predict"  # its place in `forensics --help`
 
 
 def _apply_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "video": "refine the face in every frame of videos and re-encode them (refined crops pasted back)",
     }
     arguments = {"apply": _apply_arguments, "video": _video_arguments}
-    from forensics.commands.train import add_run_arguments  # already imported by the dispatcher for `train`
+    from forensics.training.session import add_run_arguments  # light: the heavy imports are inside functions
 
     for name, help_text in steps.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)

@@ -96,51 +96,9 @@ def find_pairs(manifest: pd.DataFrame, cfg: PairingConfig, *, split: str | None 
     """
     df = manifest.copy()
     df["_line"] = np.arange(len(df)) + 2  # CSV line numbers (header is line 1)
-    fakes = df[df["label"] == 1]
-    if split is not None:
-        fakes = fakes[fakes["split"] == split]
-    if methods is not None:
-        fakes = fakes[fakes["method"].isin(methods)]
-    where = f"split '{split}'" if split is not None else "all splits"
-    if methods is not None:
-        where += f", methods {', '.join(methods)}"
-    if fakes.empty:
-        present = sorted(set(df.loc[df["label"] == 1, "method"]))
-        raise ForensicsError(f"{source}: no fake crops to pair in {where} "
-                             f"(fake methods in the manifest: {', '.join(present) or 'none'})")
-    reals = df[df["method"] == REAL_METHOD]
-    keys = ["dataset", "compression", "video", "frame"] + (["face"] if "face" in df.columns else [])
-
-    fakes = fakes.copy()
-    parsed = fakes["video"].astype(str).str.extract(_A_B)
-    named = fakes["original"].astype(str).str.strip()
-    fakes["_orig"] = np.where(named != "", named, parsed[0].fillna(""))
-    fakes["_self"] = fakes["method"].isin(cfg.self_reenactment_methods).to_numpy() | (
-        (parsed[0] == parsed[1]) & parsed[0].notna()).to_numpy()
-
-    lookup = reals[keys + ["x0", "y0", "x1", "y1", "path", "_line"]].drop_duplicates(keys)
-    lookup = lookup.rename(columns={"video": "_orig", "x0": "_rx0", "y0": "_ry0", "x1": "_rx1", "y1": "_ry1",
-                                    "path": "_rpath", "_line": "_rline"})
-    merged = fakes.merge(lookup, on=[k if k != "video" else "_orig" for k in keys], how="left")
-    real_videos = set(zip(reals["dataset"], reals["video"]))
-    real_at_comp = set(zip(reals["dataset"], reals["compression"], reals["video"]))
-    has_video = np.array([(d, v) in real_videos for d, v in zip(merged["dataset"], merged["_orig"])], dtype=bool)
-    has_comp = np.array([(d, c, v) in real_at_comp
-                         for d, c, v in zip(merged["dataset"], merged["compression"], merged["_orig"])], dtype=bool)
-    has_frame = merged["_rline"].notna().to_numpy()
-    box_gap = np.abs(merged[["x0", "y0", "x1", "y1"]].to_numpy(float)
-                     - merged[["_rx0", "_ry0", "_rx1", "_ry1"]].to_numpy(float)).max(axis=1)
-    conditions = {
-        "no_original": merged["_orig"].to_numpy() == "",
-        "cross_identity": ~merged["_self"].to_numpy() & (not cfg.allow_cross_identity),
-        "original_missing": ~has_video,
-        "compression": ~has_comp,
-        "frame": ~has_frame,
-        "box": ~(box_gap <= cfg.box_tolerance),  # NaN gap (no real row) counts as differing
-    }
-    reason = np.full(len(merged), "", dtype=object)
-    for name, bad in conditions.items():
-        reason[(reason == "") & bad] = name
+    fakes, where = _select_fakes(df, split, methods, source)
+    merged = _with_originals(fakes, df, cfg)
+    reason = _drop_reasons(merged, df[df["method"] == REAL_METHOD], cfg)
     report = PairingReport(fakes=len(merged), pairs=int((reason == "").sum()))
     for name in REASONS:
         hit = np.flatnonzero(reason == name)
@@ -171,6 +129,68 @@ def find_pairs(manifest: pd.DataFrame, cfg: PairingConfig, *, split: str | None 
                     "another face than their input, so it is not ground truth (FaceForensics avoided these)",
                     source, where, report.cross_identity)
     return pairs, report
+
+
+def _select_fakes(df: pd.DataFrame, split: str | None, methods: list[str] | None,
+                  source: str) -> tuple[pd.DataFrame, str]:
+    """The fake rows to pair, and a description of where they come from (for messages)."""
+    fakes = df[df["label"] == 1]
+    if split is not None:
+        fakes = fakes[fakes["split"] == split]
+    if methods is not None:
+        fakes = fakes[fakes["method"].isin(methods)]
+    where = f"split '{split}'" if split is not None else "all splits"
+    if methods is not None:
+        where += f", methods {', '.join(methods)}"
+    if fakes.empty:
+        present = sorted(set(df.loc[df["label"] == 1, "method"]))
+        raise ForensicsError(f"{source}: no fake crops to pair in {where} "
+                             f"(fake methods in the manifest: {', '.join(present) or 'none'})")
+    return fakes, where
+
+
+def _keys(df: pd.DataFrame) -> list[str]:
+    return ["dataset", "compression", "video", "frame"] + (["face"] if "face" in df.columns else [])
+
+
+def _with_originals(fakes: pd.DataFrame, df: pd.DataFrame, cfg: PairingConfig) -> pd.DataFrame:
+    """Each fake row with its original's name (``_orig``), whether it is a self-reenactment
+    (``_self``) and its original's crop at the same frame (``_r*`` columns, NaN if none)."""
+    reals, keys = df[df["method"] == REAL_METHOD], _keys(df)
+    fakes = fakes.copy()
+    parsed = fakes["video"].astype(str).str.extract(_A_B)
+    named = fakes["original"].astype(str).str.strip()
+    fakes["_orig"] = np.where(named != "", named, parsed[0].fillna(""))
+    fakes["_self"] = fakes["method"].isin(cfg.self_reenactment_methods).to_numpy() | (
+        (parsed[0] == parsed[1]) & parsed[0].notna()).to_numpy()
+    lookup = reals[keys + ["x0", "y0", "x1", "y1", "path", "_line"]].drop_duplicates(keys)
+    lookup = lookup.rename(columns={"video": "_orig", "x0": "_rx0", "y0": "_ry0", "x1": "_rx1", "y1": "_ry1",
+                                    "path": "_rpath", "_line": "_rline"})
+    return fakes.merge(lookup, on=[k if k != "video" else "_orig" for k in keys], how="left")
+
+
+def _drop_reasons(merged: pd.DataFrame, reals: pd.DataFrame, cfg: PairingConfig) -> np.ndarray:
+    """Per fake row, the first reason it can't be paired (a key of :data:`REASONS`), or ``""``."""
+    real_videos = set(zip(reals["dataset"], reals["video"]))
+    real_at_comp = set(zip(reals["dataset"], reals["compression"], reals["video"]))
+    has_video = np.array([(d, v) in real_videos for d, v in zip(merged["dataset"], merged["_orig"])], dtype=bool)
+    has_comp = np.array([(d, c, v) in real_at_comp
+                         for d, c, v in zip(merged["dataset"], merged["compression"], merged["_orig"])], dtype=bool)
+    has_frame = merged["_rline"].notna().to_numpy()
+    box_gap = np.abs(merged[["x0", "y0", "x1", "y1"]].to_numpy(float)
+                     - merged[["_rx0", "_ry0", "_rx1", "_ry1"]].to_numpy(float)).max(axis=1)
+    conditions = {
+        "no_original": merged["_orig"].to_numpy() == "",
+        "cross_identity": ~merged["_self"].to_numpy() & (not cfg.allow_cross_identity),
+        "original_missing": ~has_video,
+        "compression": ~has_comp,
+        "frame": ~has_frame,
+        "box": ~(box_gap <= cfg.box_tolerance),  # NaN gap (no real row) counts as differing
+    }
+    reason = np.full(len(merged), "", dtype=object)
+    for name, bad in conditions.items():
+        reason[(reason == "") & bad] = name
+    return reason
 
 
 def image_size(path: str) -> tuple[int, int] | None:

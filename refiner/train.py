@@ -9,8 +9,10 @@ each self-reenactment fake to its original's crop at the same frame (:mod:`refin
 
 Both stages run through the one training engine (:func:`forensics.training.engine.train_one_epoch` and
 :func:`~forensics.training.engine.evaluate`) with the reconstruction task (:mod:`refiner.task`), and
-reuse the detector trainer's building blocks (optimizer, schedule, SIGTERM handling,
-checkpoints, run folder, W&B), so the same command runs on CPU, one GPU and under torchrun::
+open, resume, log and close their runs with the session every trainer shares
+(:mod:`forensics.training.session`) and train through the one epoch loop
+(:func:`forensics.training.loop.fit`: optimizer, schedule, SIGTERM handling, checkpoints), so
+the same command runs on CPU, one GPU and under torchrun::
 
     forensics refiner pretrain configs/refiner/pretrain.yaml data.manifest=crops/manifest.csv output_dir=runs/ae
     torchrun --nproc_per_node=2 -m forensics refiner finetune configs/refiner/finetune.yaml \\
@@ -27,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,15 +36,19 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import MISSING
 
 from forensics.errors import ConfigError, ForensicsError
-from forensics.commands.train import RESUME_MAY_CHANGE, LoopConfig, ParamGroupConfig
 from forensics.training.runlog import WandbConfig
+from forensics.training.schema import (RESUME_MAY_CHANGE, LoopConfig, ParamGroupConfig, RunConfig, choose_best_mode,
+                                       validate_run)
 from refiner.model import RefinerArch
 from refiner.pairs import PairingConfig
 
 if TYPE_CHECKING:  # for annotations only
     from collections.abc import Callable
 
+    import torch
+
     from forensics.training.runlog import RunLogger
+    from forensics.training.session import Run
     from refiner.data import PairDataset
     from refiner.model import Refiner
     from refiner.task import ReconstructionTask
@@ -94,12 +98,9 @@ def _loop() -> LoopConfig:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(RunConfig):
     """Stage 1: reconstruct real crops (no skip connections)."""
 
-    output_dir: str = MISSING
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
     data: RefinerDataConfig = field(default_factory=RefinerDataConfig)
     model: RefinerArch = field(default_factory=RefinerArch)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -109,21 +110,7 @@ class PretrainConfig:
     grid_samples: int = 8  # crops in the per-epoch sample grid (0: none)
 
     def validate(self) -> None:
-        t = self.train
-        choices = [("train.optimizer", t.optimizer, ("adam", "adamw", "sgd")),
-                   ("train.schedule", t.schedule, ("constant", "step", "cosine")),
-                   ("train.amp", t.amp, ("none", "bf16", "fp16")),
-                   ("train.best_mode", t.best_mode, (None, "max", "min")),
-                   ("device", self.device, ("auto", "cpu", "cuda"))]
-        for key, value, allowed in choices:
-            if value not in allowed:
-                raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}, got '{value}'")
-        for key, value in [("train.epochs", t.epochs), ("data.batch_size", self.data.batch_size),
-                           ("train.accum_steps", t.accum_steps), ("train.log_every", t.log_every)]:
-            if value < 1:
-                raise ConfigError(f"{key} must be at least 1, got {value}")
-        if t.lr <= 0:
-            raise ConfigError(f"train.lr must be positive, got {t.lr}")
+        validate_run(self.train, self.device, self.data.batch_size)
         if self.loss.l1_weight < 0 or self.loss.ssim_weight < 0 or not (self.loss.l1_weight or self.loss.ssim_weight):
             raise ConfigError("loss.l1_weight and loss.ssim_weight must be >= 0, and not both 0")
         if not 0 <= self.data.hflip_p <= 1:
@@ -133,7 +120,7 @@ class PretrainConfig:
 
     @property
     def best_mode(self) -> str:
-        return self.train.best_mode or ("min" if self.train.best_metric.split("/")[-1] in ("l1", "loss") else "max")
+        return choose_best_mode(self.train, ("l1", "loss"))
 
 
 @dataclass
@@ -226,136 +213,171 @@ def run(args: argparse.Namespace, stage: str) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# main
+# main: the run is opened and closed by forensics.training.session, as forensics train's is
 # --------------------------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    """What both modes of a stage work with: the open run, the datasets, the model and its task."""
+
+    cfg: PretrainConfig
+    stage: str
+    run: Run
+    datasets: dict[str, PairDataset]
+    model: Refiner
+    task: ReconstructionTask
+    trainable: int  # parameters left trainable by freeze.modules
+    prepare: Callable[[dict], dict]
+    amp_dtype: torch.dtype | None
+    eval_loaders: dict[str, Any]
+
+    def evaluate(self, name: str, net: Any = None) -> dict[str, Any]:
+        """Metrics of ``net`` (default: the model) on eval split ``name``."""
+        from forensics.training.engine import evaluate
+
+        metrics, _ = evaluate(net if net is not None else self.model, self.task, self.eval_loaders[name],
+                              self.prepare, amp_dtype=self.amp_dtype,
+                              progress=self.cfg.train.progress and self.run.progress)
+        return metrics
+
+    def evaluate_and_log(self, name: str, step: int = 0, summary: bool = False) -> dict[str, Any]:
+        """Evaluate on ``name``, log the metrics at ``step`` (and to the W&B summary); the metrics."""
+        from forensics.training.metrics import flatten
+
+        metrics = self.evaluate(name)
+        flat = flatten(metrics)
+        self.run.logger.log({f"{name}/{k}": v for k, v in flat.items()}, step)
+        if summary:
+            self.run.logger.summary({f"{name}/{k}": v for k, v in flat.items() if k.count("/") == 1})
+        return metrics
+
 
 def main(cfg: PretrainConfig, stage: str, resume: bool = False, force: bool = False, eval_only: bool = False,
          checkpoint: str | None = None) -> int:
     """Run stage ``pretrain`` or ``finetune`` as configured; returns the exit status."""
-    import numpy as np
-    import torch
-
-    from forensics.training.checkpoint import load_checkpoint
-    from forensics.config import to_dict, write_run_info
-    from forensics.distributed import cleanup_distributed
-    from forensics.training.engine import evaluate
-    from forensics.training.loop import (autocast_dtype, best_report, build_ema, build_parts, close_run, eval_loader, fit,
-                               open_run, start_process)
-    from forensics.training.metrics import flatten
-    from forensics.data.transforms import batch_preparer
-    from forensics.training.runlog import RunLogger, write_json
-    from refiner.model import Refiner, data_config, freeze, load_refiner_weights
-    from refiner.task import ReconstructionTask
+    from forensics.training.session import open_run
 
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
-    start_time = time.time()
-    env, device = start_process(cfg.device)
-    run_dir = Path(cfg.output_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    config = to_dict(cfg)
+    run = open_run(cfg, resume=resume, force=force, eval_only=eval_only,
+                   may_change=RESUME_MAY_CHANGE + ("grid_samples",))
+    setup = build(cfg, stage, run)
+    if eval_only:
+        return evaluate_only(setup, checkpoint or str(run.ckpt_dir / "best.pt"))
+    return train(setup)
 
-    # Resume or start fresh: decided before any work.
-    state = open_run(ckpt_dir, config, resume=resume, force=force, eval_only=eval_only,
-                     may_change=RESUME_MAY_CHANGE + ("grid_samples",))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
 
-    # ---- data ----
+def build(cfg: PretrainConfig, stage: str, run: Run) -> Stage:
+    """Datasets, the model (stage 1 weights first, then skips: output unchanged, then freezing), the logger."""
+    from forensics.data.transforms import batch_preparer
+    from forensics.training.optim import autocast_dtype
+    from forensics.training.session import eval_loader, start_logging
+    from refiner.model import Refiner, data_config, freeze
+    from refiner.task import ReconstructionTask
+
     splits = {"train": cfg.data.train_split, "val": cfg.data.val_split, "test": cfg.data.test_split}
     datasets = {name: build_dataset(cfg, stage, split, train=name == "train")
-                for name, split in splits.items() if split and not (eval_only and name == "train")}
+                for name, split in splits.items() if split and not (run.eval_only and name == "train")}
     data_cfg = data_config(cfg.model)
     task = ReconstructionTask(data_cfg["mean"], data_cfg["std"], cfg.loss.l1_weight, cfg.loss.ssim_weight,
                               paired=stage == "finetune")
-
-    # ---- model: stage 1 weights first, then skips (output unchanged), then freezing ----
     model = Refiner(cfg.model)
     if stage == "finetune":
-        if state is None and not eval_only:
+        if run.state is None and not run.eval_only:
             load_stage1(model, cfg.pretrained)
             log.info("loaded stage 1 from %s; adding skip connections", cfg.pretrained)
         model.add_skips(cfg.skips.levels, cfg.skips.kernel, cfg.skips.input_ramp)
     trainable = freeze(model, cfg.freeze.modules)
-    model.to(device)
-    info = model.info() | {"stage": stage}
-    prepare = batch_preparer(data_cfg, device, keys=("image", "target"))
-    amp_dtype = autocast_dtype(cfg.train.amp)
-    ema = build_ema(model, cfg.train.ema_decay)
+    model.to(run.device)
     eval_batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
-    eval_loaders = {name: eval_loader(datasets[name], eval_batch, cfg.data.num_workers, env, device)
-                    for name in ("val", "test") if name in datasets}
-    grid_source = datasets.get("val") or datasets.get("test") or datasets.get("train")
-    grids = grid_batch(grid_source, cfg.grid_samples) if env.is_main else None
-    logger = RunLogger(run_dir, enabled=env.is_main, config=config, wandb_cfg=cfg.wandb,
-                       wandb_id=state.get("wandb_id") if state else None,
-                       keep_until_step=state["global_step"] if state else None,
-                       job_type="eval" if eval_only else stage,
-                       metrics_file="eval_metrics.jsonl" if eval_only else "metrics.jsonl")
-    if env.is_main:
-        write_run_info(cfg, run_dir)
+    loaders = {name: eval_loader(datasets[name], eval_batch, cfg.data.num_workers, run.env, run.device)
+               for name in ("val", "test") if name in datasets}
+    start_logging(run, cfg, job_type=stage)
+    return Stage(cfg, stage, run, datasets, model, task, trainable,
+                 batch_preparer(data_cfg, run.device, keys=("image", "target")), autocast_dtype(cfg.train.amp), loaders)
 
-    def run_eval(name: str, net) -> dict[str, Any]:
-        metrics, _ = evaluate(net, task, eval_loaders[name], prepare, amp_dtype=amp_dtype,
-                              progress=cfg.train.progress and env.is_main and sys.stderr.isatty())
-        return metrics
 
-    if eval_only:
-        path = checkpoint or str(ckpt_dir / "best.pt")
-        load_refiner_weights(model, load_checkpoint(path), path)
-        report: dict[str, Any] = {"stage": stage, "checkpoint": path}
-        for name in eval_loaders:
-            report[name] = run_eval(name, model)
-            logger.log({f"{name}/{k}": v for k, v in flatten(report[name]).items()}, 0)
-        if env.is_main:
-            write_json(run_dir / "eval_report.json", report)
-        logger.finish()
-        cleanup_distributed()
-        return 0
+def evaluate_only(setup: Stage, path: str) -> int:
+    """``--eval-only``: load ``path``, evaluate it on val and test, write ``eval_report.json``
+    (the run's ``config.yaml`` and ``run.json`` stay those of its training)."""
+    from forensics.training.checkpoint import load_checkpoint
+    from forensics.training.session import finish_eval_only
+    from refiner.model import load_refiner_weights
 
-    # ---- training set-up ----
-    train_set = datasets["train"]
-    parts = build_parts(model, task, train_set, prepare, data=cfg.data, loop=cfg.train, groups=cfg.freeze.groups,
-                        env=env, device=device, seed=cfg.seed, ema=ema, amp_dtype=amp_dtype)
-    steps_per_epoch = parts.steps_per_epoch
-    report = {"stage": stage, "trainable_parameters": trainable}
-    if state is not None:
-        load_refiner_weights(model, state, str(ckpt_dir / "last.pt"), prefer_ema=False)
-        report["val_at_start"] = state.get("val_at_start")
-    elif "val" in eval_loaders:
-        # Where fine-tuning starts from: the input's distance to its target, and stage 1's.
-        report["val_at_start"] = run_eval("val", model)
-        logger.log({f"val/{k}": v for k, v in flatten(report["val_at_start"]).items()} | {"epoch": -1}, 0)
-        if grids is not None:
-            log_grid(model, task, grids, prepare, run_dir / "samples" / "start.png", logger, 0, "val/samples")
-    log.info("refiner %s: %s; %d trainable parameters%s; on %s, %d process(es)", stage,
-             ", ".join(f"{n} {len(d)}" for n, d in datasets.items()), trainable,
-             f" (frozen: {', '.join(cfg.freeze.modules)})" if cfg.freeze.modules else "", device, env.world_size)
+    load_refiner_weights(setup.model, load_checkpoint(path), path)
+    return finish_eval_only(setup.run, {"stage": setup.stage, "checkpoint": path}, setup.eval_loaders,
+                            setup.evaluate_and_log)
 
-    def after_epoch(epoch: int, evaluated, step: int) -> None:
-        if grids is not None:
-            log_grid(evaluated, task, grids, prepare, run_dir / "samples" / f"epoch_{epoch:03d}.png", logger,
-                     step, "val/samples")
 
-    result = fit(parts, cfg.train, seed=cfg.seed, env=env, device=device, ckpt_dir=ckpt_dir, logger=logger,
-                 best_mode=cfg.best_mode, evaluate_val=(lambda net: run_eval("val", net))
-                 if "val" in eval_loaders else None, state=state,
-                 extra={"model_info": info, "config": config, "val_at_start": report.get("val_at_start")},
-                 after_epoch=after_epoch)
+def train(setup: Stage) -> int:
+    """Train the stage through :func:`forensics.training.loop.fit`, then test ``best.pt`` once."""
+    from forensics.training.checkpoint import load_checkpoint
+    from forensics.training.loop import build_parts, fit
+    from forensics.training.optim import build_ema
+    from forensics.training.session import best_report, close_run, end_run
+    from refiner.model import load_refiner_weights
+
+    cfg, run, model = setup.cfg, setup.run, setup.model
+    parts = build_parts(model, setup.task, setup.datasets["train"], setup.prepare, data=cfg.data, loop=cfg.train,
+                        groups=cfg.freeze.groups, env=run.env, device=run.device, seed=cfg.seed,
+                        ema=build_ema(model, cfg.train.ema_decay), amp_dtype=setup.amp_dtype)
+    grids = SampleGrids(setup)
+    report: dict[str, Any] = {"stage": setup.stage, "trainable_parameters": setup.trainable}
+    val_at_start = starting_point(setup, grids)
+    if run.state is not None or "val" in setup.eval_loaders:
+        report["val_at_start"] = val_at_start
+    log.info("refiner %s: %s; %d trainable parameters%s; on %s, %d process(es)", setup.stage,
+             ", ".join(f"{n} {len(d)}" for n, d in setup.datasets.items()), setup.trainable,
+             f" (frozen: {', '.join(cfg.freeze.modules)})" if cfg.freeze.modules else "", run.device,
+             run.env.world_size)
+    result = fit(parts, cfg.train, seed=cfg.seed, env=run.env, device=run.device, ckpt_dir=run.ckpt_dir,
+                 logger=run.logger, best_mode=cfg.best_mode,
+                 evaluate_val=(lambda net: setup.evaluate("val", net)) if "val" in setup.eval_loaders else None,
+                 state=run.state, extra={"model_info": model.info() | {"stage": setup.stage}, "config": run.config,
+                                         "val_at_start": val_at_start}, after_epoch=grids.after_epoch)
     if result["status"] != 0:
-        logger.finish()
-        cleanup_distributed()
-        return result["status"]
+        return end_run(run, result["status"])
+    report |= best_report(result, run.ckpt_dir, cfg.train.epochs)
+    if "test" in setup.eval_loaders:
+        best = run.ckpt_dir / "best.pt"
+        load_refiner_weights(model, load_checkpoint(best), str(best))
+        report["test"] = setup.evaluate_and_log("test", cfg.train.epochs * parts.steps_per_epoch, summary=True)
+    return close_run(run, report, metric=cfg.train.best_metric,
+                     artifact=f"refiner-{setup.stage}-{run.dir.name}" if cfg.wandb.log_checkpoint else None)
 
-    # ---- test the checkpoint chosen on val, once ----
-    report |= best_report(result, ckpt_dir, cfg.train.epochs)
-    if "test" in eval_loaders:
-        load_refiner_weights(model, load_checkpoint(ckpt_dir / "best.pt"), str(ckpt_dir / "best.pt"))
-        report["test"] = run_eval("test", model)
-        if env.is_main:
-            flat = flatten(report["test"])
-            logger.log({f"test/{k}": v for k, v in flat.items()}, cfg.train.epochs * steps_per_epoch)
-            logger.summary({f"test/{k}": v for k, v in flat.items() if k.count("/") == 1})
-    return close_run(report, env=env, logger=logger, run_dir=run_dir, metric=cfg.train.best_metric,
-                     artifact=f"refiner-{stage}-{run_dir.name}" if cfg.wandb.log_checkpoint else None,
-                     start_time=start_time)
+
+def starting_point(setup: Stage, grids: SampleGrids) -> dict[str, Any] | None:
+    """Where training starts from on val (the input's distance to its target, and stage 1's),
+    measured once: a resumed run reads it from ``last.pt``, which also holds its weights."""
+    from forensics.training.metrics import flatten
+    from refiner.model import load_refiner_weights
+
+    run = setup.run
+    if run.state is not None:
+        load_refiner_weights(setup.model, run.state, str(run.ckpt_dir / "last.pt"), prefer_ema=False)
+        return run.state.get("val_at_start")
+    if "val" not in setup.eval_loaders:
+        return None
+    metrics = setup.evaluate("val")
+    run.logger.log({f"val/{k}": v for k, v in flatten(metrics).items()} | {"epoch": -1}, 0)
+    grids.write(setup.model, "start.png", 0)
+    return metrics
+
+
+class SampleGrids:
+    """The per-epoch sample grid (input | refined | target | difference) of a few fixed crops, rank 0 only."""
+
+    def __init__(self, setup: Stage) -> None:
+        d = setup.datasets
+        source = d.get("val") or d.get("test") or d.get("train")
+        self.setup = setup
+        self.batch = grid_batch(source, setup.cfg.grid_samples) if setup.run.env.is_main else None
+
+    def write(self, model: Any, name: str, step: int) -> None:
+        if self.batch is not None:
+            s = self.setup
+            log_grid(model, s.task, self.batch, s.prepare, s.run.dir / "samples" / name, s.run.logger, step,
+                     "val/samples")
+
+    def after_epoch(self, epoch: int, evaluated: Any, step: int) -> None:
+        self.write(evaluated, f"epoch_{epoch:03d}.png", step)

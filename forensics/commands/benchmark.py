@@ -3,15 +3,16 @@
 FaceForensics++ (Rössler et al., ICCV 2019) reports every detector trained and tested on
 each manipulation method alone and on all of them together, at each compression. A
 benchmark config lists the detectors, the methods and the compressions; every cell of the
-grid is one ``forensics train`` run (``forensics.commands.train.main`` with the cell's overrides,
+grid is one ``forensics train`` run (``forensics.training.trainer.main`` with the cell's overrides,
 the very code path of the command), in its own folder::
 
     OUTPUT_DIR/runs/MODEL/COMPRESSION/METHOD/   config.yaml, metrics.jsonl, report.json, checkpoints/
     OUTPUT_DIR/results.csv                      one row per cell: status, metrics, run folder, error
     OUTPUT_DIR/ACC.csv, AUC.csv, tables.md      FaceForensics++-style tables (one per metric)
 
-A cell trains on the reals and the method's fakes (``all``: every method) of one
-compression, and is tested on the same. Runs are resumable: a cell whose folder holds
+A cell trains on the reals and the method's fakes (``all``: every method but the opt-in
+ones, i.e. FaceForensics++'s four without FaceShifter; see
+:data:`forensics.data.manifest.OPT_IN_METHODS`) of one compression, and is tested on the same. Runs are resumable: a cell whose folder holds
 ``report.json`` is read, not re-run; one interrupted mid-training continues from its
 ``last.pt``. A cell that fails is recorded as ``failed`` (with the error in
 ``results.csv``) and the grid goes on. All runs of a grid share one W&B group, with a
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 HELP = "train and evaluate detectors over a grid of methods and compressions (FaceForensics++ tables)"
 
-ALL = "all"  # the training data of every method together
+ALL = "all"  # the training data of every method together (data.methods=null: opt-in methods left out)
 
 
 @dataclass
@@ -108,8 +109,8 @@ def run_cell(cfg: BenchmarkConfig, detector: DetectorConfig, method: str, compre
              run_dir: Path) -> dict[str, Any]:
     """Train and test one cell (or read its finished report); never raises."""
     from forensics.config import load_config
-    from forensics.commands.train import TrainConfig
-    from forensics.commands.train import main as train
+    from forensics.training.schema import TrainConfig
+    from forensics.training.trainer import main as train
 
     row: dict[str, Any] = {"detector": detector.name, "method": method, "compression": compression,
                            "run_dir": str(run_dir), "status": "done", "error": ""}

@@ -6,14 +6,13 @@ manifest's test split by default, or another dataset's manifest for cross-datase
 evaluation. Writes into ``--out`` (default ``RUN/eval/<split>``): ``report.json``
 (frame/video metrics, per method, per compression), ``roc_<split>.png``,
 ``samples_<split>.png``, ``predictions.csv`` (one score per crop) and a W&B run. Runs under
-torchrun too; scores are gathered from every rank before any metric is computed. A keypoints
-checkpoint is scored by :mod:`keypoints.evaluate` (MSE and score per face).
+torchrun too; scores are gathered from every rank before any metric is computed. A checkpoint
+of a plug-in task is scored by that task's own evaluation (its ``TaskSpec.evaluate``).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +39,24 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from forensics.training.checkpoint import load_checkpoint
     from forensics.data.datasets import CropDataset, crop_size_on_disk, load_frames
-    from forensics.distributed import cleanup_distributed
-    from forensics.training.engine import evaluate
-    from forensics.errors import ForensicsError
-    from forensics.training.loop import eval_loader
-    from forensics.training.tasks import create_task
-    from forensics.commands.train import log_final
     from forensics.data.transforms import batch_preparer, build_transform
+    from forensics.distributed import cleanup_distributed
+    from forensics.errors import ForensicsError
+    from forensics.training.checkpoint import load_checkpoint
+    from forensics.training.detection import log_final
+    from forensics.training.engine import evaluate
     from forensics.training.runlog import write_json
+    from forensics.training.session import eval_loader, eval_model, eval_run
+    from forensics.training.tasks import create_task, task_spec
 
     state = load_checkpoint(args.checkpoint)
     info, config = state.get("model_info"), state.get("config") or {}
     if not info:
         raise ForensicsError(f"{args.checkpoint}: no model_info: not written by forensics train")
-    if info.get("task") == "keypoints":
-        from keypoints.evaluate import run_keypoints
-
-        return run_keypoints(args, state)
+    plugin_evaluate = task_spec(info["task"]).evaluate
+    if plugin_evaluate is not None:
+        return plugin_evaluate(args, state)
     env, device, model = eval_model(args, state)
     task = create_task(info["task"], info["classes"], args.video_strategy or info.get("video_strategy", "mean"))
 
@@ -102,34 +100,3 @@ def run(args) -> int:
 
 def _fmt(value) -> str:
     return "undefined" if value is None else f"{value:.4f}"
-
-
-def eval_run(args, config: dict, manifest, env):
-    """Output folder (``--out``, or ``RUN/eval/<split>``), W&B settings (the training run's,
-    with ``--wandb-mode``) and run logger of an evaluation of ``args.checkpoint``."""
-    from forensics.training.runlog import RunLogger, WandbConfig
-
-    run = Path(args.checkpoint).resolve().parent.parent
-    out = Path(args.out) if args.out else run / "eval" / args.split
-    wandb_cfg = WandbConfig(**{k: v for k, v in config.get("wandb", {}).items() if k in WandbConfig.__dataclass_fields__})
-    wandb_cfg.mode = args.wandb_mode or wandb_cfg.mode
-    wandb_cfg.name = f"{wandb_cfg.name or run.name}-eval-{args.split}"
-    logger = RunLogger(out, enabled=env.is_main, config={"checkpoint": str(args.checkpoint), "manifest": str(manifest),
-                                                         "split": args.split, "train_config": config},
-                       wandb_cfg=wandb_cfg, job_type="eval")
-    return out, wandb_cfg, logger
-
-
-def eval_model(args, state: dict):
-    """The process group (torchrun or one process), this rank's device (``--device``) and the
-    checkpoint's model with its weights on it."""
-    from forensics.training.checkpoint import load_weights
-    from forensics.training.loop import start_process
-    from forensics.models import create_model
-
-    env, device = start_process(args.device)
-    info = state["model_info"]
-    model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
-                         drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
-    load_weights(model, state, args.checkpoint)
-    return env, device, model.to(device)

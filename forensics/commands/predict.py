@@ -71,15 +71,15 @@ class Predictor:
         from forensics.media.faces import MIN_SCORE, THRESHOLDS, FaceDetector
         from forensics.training.metrics import VIDEO_STRATEGIES
         from forensics.models import create_model
-        from forensics.training.tasks import create_task
+        from forensics.training.tasks import create_task, task_spec
         from forensics.data.transforms import batch_preparer, build_transform
 
         state = load_checkpoint(checkpoint)
         info = state.get("model_info")
         if not info:
             raise ForensicsError(f"{checkpoint}: no model_info: not written by forensics train")
-        if info.get("task") == "keypoints":
-            raise ForensicsError(f"{checkpoint}: a keypoints model, not a detector: score it with forensics evaluate")
+        if not task_spec(info["task"]).detector:
+            raise ForensicsError(f"{checkpoint}: a {info['task']} model, not a detector: score it with forensics evaluate")
         self.model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
                                   drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
         load_weights(self.model, state, str(checkpoint))
@@ -109,6 +109,7 @@ class Predictor:
         from forensics.media.crops import crop_face
         from forensics.media.faces import subject_boxes
         from forensics.media.sampling import sample_indices
+        from forensics.media.shots import frame_signature, shot_starts
         from forensics.media.video import read_frames, video_info
 
         num_frames = video_info(path)[0]
@@ -116,7 +117,8 @@ class Predictor:
         frames = dict(read_frames(path, indices))
         order = sorted(frames)
         detections = dict(zip(order, self.detector.detect([frames[i] for i in order]))) if order else {}
-        boxes = subject_boxes(detections)
+        # Tracks end at shot cuts, as in preprocessing: a video's score never mixes two people.
+        boxes = subject_boxes(detections, shot_starts({i: frame_signature(frames[i]) for i in order}))
         per_frame: dict[int, tuple] = {}
         if boxes:
             kept = sorted(boxes)
@@ -163,7 +165,7 @@ def run(args) -> int:
 
     from forensics.atomic import atomic_path
     from forensics.errors import ForensicsError
-    from forensics.training.loop import resolve_device
+    from forensics.training.session import resolve_device
 
     videos = find_videos(args.inputs)
     device = resolve_device(args.device, 0)

@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from forensics.errors import ForensicsError, ManifestError
-from forensics.data.manifest import filter_manifest, read_manifest, video_key
+from forensics.data.manifest import (default_methods_mask, filter_manifest, read_manifest, subject_mask,
+                                     video_key)
 from forensics.data.shards import check_shards, decode_sample, is_packed, read_sample
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,13 @@ BALANCE = ("loss_weight", "sampler", "none")
 
 def load_frames(manifest: str | os.PathLike, split: str | None, *, datasets: Sequence[str] | None = None,
                 methods: Sequence[str] | None = None, compressions: Sequence[str] | None = None,
-                check_files: bool = True, on_corrupt: str = "stop") -> pd.DataFrame:
+                check_files: bool = True, all_faces: bool = False, on_corrupt: str = "stop") -> pd.DataFrame:
     """The manifest rows of one split, filtered, with a ``video_key`` column and absolute ``file`` paths.
+
+    ``methods=None`` keeps every method but the opt-in ones (FaceShifter of ``ffpp``:
+    :data:`~forensics.data.manifest.OPT_IN_METHODS`); faces other than a video's subject
+    (``--all-faces`` crops) are left out unless ``all_faces`` (see
+    :func:`~forensics.data.manifest.subject_mask`). Each default logs what it left out.
 
     For a manifest packed into tar shards (:mod:`forensics.data.shards`), ``file`` is the
     shard and ``offset``/``size`` locate the crop in it; ``check_files`` then checks that
@@ -59,6 +65,7 @@ def load_frames(manifest: str | os.PathLike, split: str | None, *, datasets: Seq
     packed = is_packed(df, str(manifest))
     frames = filter_manifest(df, splits=None if split is None else [split], datasets=datasets,
                              methods=methods, compressions=compressions)
+    frames = _default_selection(frames, methods is None, all_faces, str(manifest))
     if frames.empty:
         chosen = {"split": split, "datasets": datasets, "methods": methods, "compressions": compressions}
         what = ", ".join(f"{k}={v}" for k, v in chosen.items() if v is not None)
@@ -78,6 +85,29 @@ def load_frames(manifest: str | os.PathLike, split: str | None, *, datasets: Seq
             if not os.path.isfile(file):
                 raise ManifestError(f"{manifest}: crop file not found: {file} "
                                     f"(video {frames['video_key'].iloc[row]}, frame {frames['frame'].iloc[row]})")
+    return frames
+
+
+def _default_selection(frames: pd.DataFrame, default_methods: bool, all_faces: bool, source: str) -> pd.DataFrame:
+    """Drop opt-in methods (when no method list was given) and non-subject faces, saying so once each."""
+    if default_methods:
+        keep = default_methods_mask(frames)
+        if not keep.all():
+            dropped = sorted(set(frames.loc[~keep, "method"]))
+            log.info("%s: left out %d crops of %s: no default selection uses them; name them in the methods "
+                     "to use them", source, int((~keep).sum()), ", ".join(dropped))
+            frames = frames[keep]
+    legacy = (frames["dataset"] == "ffpp") & frames["video"].str.contains("__", regex=False)
+    if legacy.any():  # DeepFakeDetection's names: a manifest from before dataset dfd existed
+        log.warning("%s: %d ffpp crops are DeepFakeDetection videos (ids like %s): this manifest predates "
+                    "dataset dfd; remake it (forensics preprocess --layout ffpp / --layout dfd)", source,
+                    int(legacy.sum()), frames.loc[legacy, "video"].iloc[0])
+    if not all_faces:
+        keep = subject_mask(frames)
+        if not keep.all():
+            log.info("%s: left out %d crops of faces other than each video's subject (--all-faces crops)",
+                     source, int((~keep).sum()))
+            frames = frames[keep]
     return frames
 
 

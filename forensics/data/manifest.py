@@ -21,7 +21,7 @@ import pandas as pd
 from forensics.atomic import atomic_path
 from forensics.errors import ManifestError
 
-#: Required columns and their dtype. Extra columns (``mask``, keypoints...) are kept as they are.
+#: Required columns and their dtype. Extra columns (``mask``, landmarks...) are kept as they are.
 COLUMNS: dict[str, str] = {
     "path": "str",         # crop image, relative to the manifest's folder
     "dataset": "str",      # ffpp, celebdf, dfdc, folder, ...
@@ -38,7 +38,6 @@ COLUMNS: dict[str, str] = {
     "y1": "float",
     "score": "float",      # face detector confidence (NaN when the box came from elsewhere)
 }
-STR_COLUMNS = [name for name, kind in COLUMNS.items() if kind == "str"]
 LABELS = (0, 1)
 SPLITS = ("train", "val", "test")
 REAL_METHOD = "original"
@@ -156,6 +155,34 @@ def _select(df: pd.DataFrame, column: str, values: Iterable[str] | None) -> pd.D
     return df[df[column].isin(values)]
 
 
+#: ``dataset -> methods`` that no default selection keeps: used only where a list of methods names them.
+#: FaceForensics++'s "all" is its paper's four methods (Rössler et al., ICCV 2019); FaceShifter
+#: joined the download later and is not in any published "all" row, so a default run (the
+#: benchmark's ``all`` cell, ``data.methods: null``) must not train or test on it.
+OPT_IN_METHODS: dict[str, frozenset[str]] = {"ffpp": frozenset({"FaceShifter"})}
+
+
+def default_methods_mask(df: pd.DataFrame) -> pd.Series:
+    """Rows a default selection (``methods=None``) keeps: all but :data:`OPT_IN_METHODS`."""
+    keep = pd.Series(True, index=df.index)
+    for dataset, methods in OPT_IN_METHODS.items():
+        keep &= ~((df["dataset"] == dataset) & df["method"].isin(methods))
+    return keep
+
+
+def subject_mask(df: pd.DataFrame) -> pd.Series:
+    """Rows of each video's subject (``face`` 0, or no ``face`` column).
+
+    Other faces (``forensics preprocess --all-faces``) carry their video's label, but in a
+    fake video they are real people's faces: a label "fake" on them would be wrong, so
+    training and video scores leave them out unless asked (``load_frames(..., all_faces=True)``).
+    """
+    if "face" not in df.columns:
+        return pd.Series(True, index=df.index)
+    face = pd.to_numeric(df["face"].replace("", "0"), errors="coerce").fillna(0)
+    return face == 0
+
+
 def filter_manifest(df: pd.DataFrame, *, datasets: Iterable[str] | None = None,
                     methods: Iterable[str] | None = None, splits: Iterable[str] | None = None,
                     compressions: Iterable[str] | None = None,
@@ -164,6 +191,8 @@ def filter_manifest(df: pd.DataFrame, *, datasets: Iterable[str] | None = None,
 
     ``methods`` lists the methods to keep, exactly: name ``original`` to keep the reals.
     ``frames_per_video`` keeps at most that many evenly spaced frames of each video.
+    The defaults of training and evaluation (no opt-in method, subject faces only) are
+    applied by :func:`forensics.data.datasets.load_frames`, not here.
     """
     out = _select(df, "dataset", datasets)
     out = _select(out, "method", methods)

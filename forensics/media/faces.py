@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -342,7 +342,7 @@ def _size_ratio(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def track_faces(detections: Mapping[int, np.ndarray], max_distance: float = 1.0,
-                max_size_ratio: float = 1.5) -> list[FaceTrack]:
+                max_size_ratio: float = 1.5, cuts: Iterable[int] = ()) -> list[FaceTrack]:
     """Link per-frame detections into tracks; the subject (largest total area x score) first.
 
     Frames are visited in increasing index order. A detection continues the track whose most
@@ -359,12 +359,21 @@ def track_faces(detections: Mapping[int, np.ndarray], max_distance: float = 1.0,
             columns after the score are carried along unchanged).
         max_distance: largest centre movement, in face sizes, between a track's boxes.
         max_size_ratio: largest size change between a track's boxes.
+        cuts: frames that start a new shot (:func:`forensics.media.shots.shot_starts`): no
+            track continues across one, since the face where the subject was may be
+            another person's after a cut.
     """
     tracks: list[FaceTrack] = []
+    open_from = 0  # tracks before this index ended at a cut
+    cuts = sorted(cuts)
+    previous = None
     for frame in sorted(detections):
+        if previous is not None and any(previous < c <= frame for c in cuts):
+            open_from = len(tracks)
+        previous = frame
         dets = np.asarray(detections[frame], dtype=float)
         dets = dets.reshape(-1, dets.shape[-1] if dets.ndim == 2 else 5)
-        pairs = sorted((box_distance(t.last(), d), ti, di) for ti, t in enumerate(tracks)
+        pairs = sorted((box_distance(t.last(), d), ti, di) for ti, t in enumerate(tracks) if ti >= open_from
                        for di, d in enumerate(dets) if _size_ratio(t.last(), d) <= max_size_ratio)
         used_t: set[int] = set()
         used_d: set[int] = set()
@@ -382,7 +391,8 @@ def track_faces(detections: Mapping[int, np.ndarray], max_distance: float = 1.0,
     return sorted(tracks, key=lambda t: t.weight, reverse=True)
 
 
-def subject_boxes(detections: Mapping[int, np.ndarray], **options: float) -> dict[int, np.ndarray]:
-    """The subject's box in each frame where it was found (see :func:`track_faces`)."""
-    tracks = track_faces(detections, **options)
+def subject_boxes(detections: Mapping[int, np.ndarray], cuts: Iterable[int] = (),
+                  **options: float) -> dict[int, np.ndarray]:
+    """The subject's box in each frame where it was found (see :func:`track_faces`; ``cuts`` end tracks)."""
+    tracks = track_faces(detections, cuts=cuts, **options)
     return dict(tracks[0].boxes) if tracks else {}

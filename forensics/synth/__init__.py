@@ -13,8 +13,8 @@ in the same places::
 Originals are videos of a person (:mod:`.faces`) moving in front of a camera
 (:mod:`.render`); fakes are their frame-aligned manipulations (:mod:`.methods`): ``FaceSwap``
 (``a_b`` for every pair ``[a, b]``) and ``SelfBlend`` (``a_a``, Self-Blended Images) by default,
-and on request ``SelfReenact`` (``a_a``, a Face2Face-style self-reenactment: the refiner's
-pixel-aligned training pairs). Every
+and on request ``SelfReenact`` (``a_a``, a Face2Face-style self-reenactment: pixel-aligned
+(fake, original) training pairs). Every
 pixel is a function of the seed, so a given seed always gives the same dataset; every video is
 written atomically, so an interrupted run resumes where it stopped.
 
@@ -62,7 +62,7 @@ _OWNED = ("original_sequences", "manipulated_sequences", "splits", MARKER)
 #: :mod:`forensics.synth.methods`).
 METHODS = ("FaceSwap", "SelfBlend", "SelfReenact")
 #: What ``forensics synth`` makes unless asked: the detectors' training data. ``SelfReenact``
-#: (the refiner's pairs) is asked for by name.
+#: (pixel-aligned pairs for image-to-image training) is asked for by name.
 DEFAULT_METHODS = ("FaceSwap", "SelfBlend")
 #: Methods whose fake of ``a`` is ``a_a``: source and target are the same person.
 SELF_METHODS = ("SelfBlend", "SelfReenact")

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="number of real videos, even, >= 6 (default 12)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="manipulation methods: FaceSwap, SelfBlend, SelfReenact (default FaceSwap SelfBlend; "
-                             "SelfReenact makes the refiner's self-reenactment pairs)")
+                             "SelfReenact makes pixel-aligned self-reenactment pairs)")
     parser.add_argument("--seconds", type=float, default=3.0, help="video length (default 3)")
     parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
     parser.add_argument("--width", type=int, default=640, help="frame width, up to 1280 (default 640)")

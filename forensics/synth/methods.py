@@ -23,20 +23,21 @@ inside the manipulated region, whose soft mask the method returns too.
     affine warp (scale, rotation, translation), through a randomly deformed, feathered mask
     at a random blend ratio. Fake ``a_a`` keeps the identity and only blending artefacts
     remain: training data for a detector (the random warp and colour are what SBI wants a
-    detector to see). Not a self-reenactment in the refiner's sense: aligned with its original
+    detector to see). Not a pixel-aligned self-reenactment: aligned with its original
     outside the mask, but inside it the warp moves the face, so the original frame is not its
     ground truth there.
 
 ``SelfReenact``
     A self-reenactment in the manner of Face2Face (Thies et al., CVPR 2016) run with source ==
-    target, as FaceForensics (Rössler et al., 2018) made the training pairs of its refiner:
+    target, as FaceForensics (Rössler et al., 2018) made the training pairs of its
+    image-to-image model:
     the tracked face is re-rendered from a face model with the person's own expression, so
     the geometry is the original's and what differs is the renderer: a smoothed texture, the
     model's shading (flatter contrast, a warm colour bias, a brightness offset, much the same
     for every video, drawn with a small per-video jitter) and a render at a lower resolution
     than the video. Fake ``a_a`` is aligned with its original pixel for pixel outside the mask
-    and feature for feature inside it: the training data of a refiner learning to undo a
-    manipulation.
+    and feature for feature inside it: the training data of an image-to-image model learning to
+    undo a manipulation.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 ``train_one_epoch`` and ``evaluate`` know nothing about faces or labels: batches are dicts,
 the model reads ``batch["image"]``, and a *task* (:mod:`forensics.training.tasks`) turns outputs into
-a loss, into per-sample predictions, and those into metrics. The detectors, the refiner and
-keypoint regression all run through here; there is no second copy of this loop.
+a loss, into per-sample predictions, and those into metrics. The detectors and every plug-in
+trainer (image-to-image, regression) run through here; there is no second copy of this loop.
 
 The same code runs on CPU, one GPU and under torchrun (the model is then wrapped in
 DistributedDataParallel by the caller).
@@ -16,7 +16,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,11 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from forensics.training.freeze import train_mode
+
+if TYPE_CHECKING:
+    from torch.optim.swa_utils import AveragedModel
+
+    from forensics.training.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +45,47 @@ def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, step, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def train_one_epoch(model: nn.Module, task: Any, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,
-                    prepare: Callable[[Batch], Batch], *, epoch: int, scheduler: Any = None,
+def _progress_bar(progress: bool, loader: Any, accum_steps: int, start_step: int, epoch: int) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=len(loader) // accum_steps + start_step, initial=start_step, desc=f"epoch {epoch}",
+                dynamic_ncols=True, leave=False)
+
+
+def _optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    scaler: torch.amp.GradScaler | None, clip_grad: float | None, ema: AveragedModel | None) -> None:
+    """Unscale, clip, step (through the fp16 scaler if any), zero the gradients, step the schedule, update EMA."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if clip_grad:
+        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if scheduler is not None:
+        scheduler.step()
+    if ema is not None:
+        ema.update_parameters(model.module if hasattr(model, "module") else model)
+
+
+def _mean_over_ranks(value: float, device: torch.device) -> float:
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()
+
+
+def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,
+                    prepare: Callable[[Batch], Batch], *, epoch: int,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
                     scaler: torch.amp.GradScaler | None = None, amp_dtype: torch.dtype | None = None,
-                    accum_steps: int = 1, clip_grad: float | None = None, ema: nn.Module | None = None,
+                    accum_steps: int = 1, clip_grad: float | None = None, ema: AveragedModel | None = None,
                     seed: int = 0, rank: int = 0, start_step: int = 0, log_every: int = 10,
                     log_fn: Callable[[dict[str, float]], None] | None = None,
                     should_stop: Callable[[], bool] | None = None, progress: bool = False) -> dict[str, Any]:
@@ -71,12 +113,7 @@ def train_one_epoch(model: nn.Module, task: Any, loader: Iterable[Batch], optimi
     device = next(model.parameters()).device
     train_mode(model)
     step, loss_sum, window, window_steps, seen, tic = start_step, 0.0, 0.0, 0, 0, time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(loader) // accum_steps + start_step, initial=start_step, desc=f"epoch {epoch}",
-                   dynamic_ncols=True, leave=False)
+    bar = _progress_bar(progress, loader, accum_steps, start_step, epoch)
     optimizer.zero_grad(set_to_none=True)
     stopped = False
     for micro, batch in enumerate(loader):
@@ -96,20 +133,7 @@ def train_one_epoch(model: nn.Module, task: Any, loader: Iterable[Batch], optimi
         seen += len(batch["image"])
         if not last_micro:
             continue
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if clip_grad:
-            nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip_grad)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if scheduler is not None:
-            scheduler.step()
-        if ema is not None:
-            ema.update_parameters(model.module if hasattr(model, "module") else model)
+        _optimizer_step(model, optimizer, scheduler, scaler, clip_grad, ema)
         step += 1
         window_steps += 1
         if bar is not None:
@@ -128,11 +152,7 @@ def train_one_epoch(model: nn.Module, task: Any, loader: Iterable[Batch], optimi
             break
     if bar is not None:
         bar.close()
-    loss_sum += float(window)
-    if dist.is_available() and dist.is_initialized():
-        t = torch.tensor([loss_sum], dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
-        dist.all_reduce(t)
-        loss_sum = float(t) / dist.get_world_size()
+    loss_sum = _mean_over_ranks(loss_sum + float(window), device)
     done = step - start_step
     return {"loss": loss_sum / max(done, 1), "loss_sum": loss_sum, "steps": step, "stopped": stopped}
 
@@ -159,7 +179,7 @@ def gather_predictions(local: dict[str, list[torch.Tensor]]) -> tuple[dict[str, 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, task: Any, loader: Iterable[Batch], prepare: Callable[[Batch], Batch], *,
+def evaluate(model: nn.Module, task: Task, loader: Iterable[Batch], prepare: Callable[[Batch], Batch], *,
              amp_dtype: torch.dtype | None = None, meta: Any = None,
              progress: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Predict on every sample of ``loader``, gather across ranks, compute metrics once.

@@ -9,7 +9,7 @@ task three things and nothing else:
 Batches are dicts (``image``, ``target``, ``index``, ...). The detector tasks below also
 turn manifest rows into targets (``encode``) and outputs into a fake probability
 (``fake_score``), so that evaluation and ``forensics predict`` report the same number. The
-refiner and keypoint tasks plug in by implementing the same three methods.
+tasks of plug-in packages implement the same three methods.
 
 * ``binary``: one logit, real (0) vs fake (1), BCE.
 * ``multiclass``: manipulation attribution, ``original`` is class 0, then one class per
@@ -17,15 +17,19 @@ refiner and keypoint tasks plug in by implementing the same three methods.
 * ``multilabel``: one sigmoid per manipulation method (several may be present in one face;
   a ``methods`` column with ``|``-separated names says which, else ``method``); a real has
   none. The fake probability is the largest of them.
-* ``keypoints``: regression of K facial keypoints (``classes`` are their names), masked MSE;
-  see :mod:`keypoints.task`.
+
+A task joins :data:`REGISTRY` as a :class:`TaskSpec`: how to build it, and the hooks
+``forensics train`` and ``forensics evaluate`` call (its data, its config section and
+checks, its evaluation). The three detector tasks are registered here; a plug-in package
+registers its own through the ``forensics.tasks`` entry-point group, so the core never
+names it. :data:`TASKS` is the tuple of every registered name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -34,13 +38,19 @@ import torch.nn.functional as F
 
 from forensics.errors import ForensicsError
 from forensics.data.manifest import REAL_METHOD
+from forensics.registry import Registry
+from forensics.training.detection import default_classes  # noqa: F401  (re-exported: a task helper)
 from forensics.training.metrics import detection_report, multiclass_metrics, multilabel_metrics
 
-TASKS = ("binary", "multiclass", "multilabel", "keypoints")
+if TYPE_CHECKING:  # annotations only
+    from forensics.training.runlog import RunLogger
 
 
 class Task(Protocol):
     """What :func:`forensics.training.engine.train_one_epoch` and :func:`~forensics.training.engine.evaluate` need."""
+
+    kind: str
+    classes: list[str]
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
@@ -184,31 +194,91 @@ class MultilabelTask:
         return report
 
 
-def default_classes(kind: str, methods: Sequence[str]) -> list[str]:
-    """Class names of a task from the methods seen in training data."""
-    fakes = sorted(m for m in set(methods) if m != REAL_METHOD)
-    if kind == "binary":
-        return ["real", "fake"]
-    if kind == "multiclass":
-        return [REAL_METHOD, *fakes]
-    return fakes
+class TaskData(Protocol):
+    """A task's data for one ``forensics train`` run, loaded before the model (the task sizes its head)."""
+
+    task: Task
+    train_rows: int  # rows of the training split (for the log)
+
+    def datasets(self, data_cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The training set and the evaluation sets (``val``, ``test``) for the model's ``data_cfg``."""
+
+    def fit(self, model: torch.nn.Module, prepare: Callable[[dict], dict], cache_dir: Any) -> None:
+        """Fit a model that learns without gradients (it has a ``fit`` method) on the training split."""
+
+    def log_evaluation(self, logger: RunLogger, name: str, metrics: dict[str, Any], gathered: dict[str, np.ndarray],
+                       dataset: Any, step: int | None) -> None:
+        """Send a final evaluation of split ``name`` to the run folder and W&B."""
+
+    def report(self) -> dict[str, Any]:
+        """Entries the task adds to ``report.json`` (e.g. what its data checks dropped)."""
 
 
-def create_task(kind: str, classes: Sequence[str] | None = None, video_strategy: str = "mean"):
-    """Build the ``binary``, ``multiclass`` or ``multilabel`` detector task, or ``keypoints``
-    (``classes``: the keypoint names)."""
-    if kind == "binary":
-        return BinaryTask(video_strategy=video_strategy)
-    if kind not in TASKS:
-        raise ForensicsError(f"unknown task '{kind}' (choose from {', '.join(TASKS)})")
-    if not classes:
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: how to build it and the hooks the trainer and the evaluator call.
+
+    Attributes:
+        build: ``build(classes, video_strategy) -> Task``.
+        load_data: ``load_data(cfg) -> TaskData`` from a ``forensics train`` config.
+        section: ``(key, dataclass)`` of a config section the task adds to the training
+            schema (e.g. its data options); read back as ``cfg.<key>``.
+        check: ``check(cfg)`` raises :class:`~forensics.errors.ConfigError` for settings the
+            task can't use (its section, the best metric, class balancing).
+        evaluate: ``evaluate(args, checkpoint_state) -> status`` for ``forensics evaluate``
+            (default: the detectors' evaluation).
+        detector: the task's outputs give a fake score (``forensics predict`` can use it).
+    """
+
+    build: Callable[[Sequence[str], str], Task]
+    load_data: Callable[[Any], TaskData]
+    section: tuple[str, type] | None = None
+    check: Callable[[Any], None] | None = None
+    evaluate: Callable[[Any, dict[str, Any]], int] | None = None
+    detector: bool = True
+
+
+#: Tasks by name: the detector tasks below, then those of the ``forensics.tasks`` plug-ins.
+REGISTRY: Registry[TaskSpec] = Registry("task", "forensics.tasks")
+
+
+def register_task(name: str, spec: TaskSpec) -> TaskSpec:
+    """Make task ``name`` known to ``forensics train``/``evaluate`` (plug-ins call this at import)."""
+    return REGISTRY.register(name, spec)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TASKS":  # computed on use: plug-ins register when first asked for
+        return tuple(REGISTRY.names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def task_spec(kind: str) -> TaskSpec:
+    """The :class:`TaskSpec` of task ``kind`` (:class:`ForensicsError` naming the choices if unknown)."""
+    return REGISTRY.get(kind)
+
+
+def create_task(kind: str, classes: Sequence[str] | None = None, video_strategy: str = "mean") -> Task:
+    """Build task ``kind`` (``classes``: its class names, or whatever its outputs are named)."""
+    spec = task_spec(kind)
+    if kind != "binary" and not classes:
         raise ForensicsError(f"task '{kind}' needs its class names")
-    if kind == "keypoints":
-        from keypoints.task import KeypointTask
+    return spec.build(list(classes or ()), video_strategy)
 
-        return KeypointTask(list(classes))
-    if kind == "multiclass":
-        if classes[0] != REAL_METHOD:
-            raise ForensicsError(f"multiclass: the first class must be '{REAL_METHOD}', got {list(classes)}")
-        return MulticlassTask(list(classes), video_strategy=video_strategy)
-    return MultilabelTask(list(classes), video_strategy=video_strategy)
+
+def _multiclass(classes: Sequence[str], video_strategy: str) -> MulticlassTask:
+    if classes[0] != REAL_METHOD:
+        raise ForensicsError(f"multiclass: the first class must be '{REAL_METHOD}', got {list(classes)}")
+    return MulticlassTask(list(classes), video_strategy=video_strategy)
+
+
+def _crop_data(cfg: Any) -> TaskData:
+    from forensics.training.detection import CropData
+
+    return CropData(cfg, create_task)
+
+
+register_task("binary", TaskSpec(lambda classes, strategy: BinaryTask(video_strategy=strategy), _crop_data))
+register_task("multiclass", TaskSpec(_multiclass, _crop_data))
+register_task("multilabel", TaskSpec(lambda classes, strategy: MultilabelTask(list(classes), video_strategy=strategy),
+                                     _crop_data))

@@ -9,7 +9,9 @@ A layout registers a function ``list_items(root, splits_dir, **options) -> list[
 under its ``--layout`` name with :func:`register_layout`. It raises
 :class:`~forensics.errors.ForensicsError` before any work starts when the root does not look
 like that dataset or a split file is missing, and logs one warning with a count for split
-entries naming videos that are not there.
+entries naming videos that are not there. Layouts of published datasets also compare what they
+found with the official counts (:func:`report_counts`) and log one line naming the partial
+parts; a partial dataset still runs. ``docs/datasets.md`` describes every dataset.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +74,10 @@ class MediaItem:
 Lister = Callable[..., list[MediaItem]]
 _LAYOUTS: dict[str, str] = {
     "ffpp": "preprocessing.layouts.ffpp",
+    "dfd": "preprocessing.layouts.dfd",
     "celebdf": "preprocessing.layouts.celebdf",
     "dfdc": "preprocessing.layouts.dfdc",
+    "dfdcp": "preprocessing.layouts.dfdc",
     "folder": "preprocessing.layouts.folder",
     "images": "preprocessing.layouts.images",
 }
@@ -153,3 +157,40 @@ def scan_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
         found.extend(Path(dirpath) / f for f in filenames
                      if not f.startswith(".") and f.lower().endswith(tuple(suffixes)))
     return sorted(found)
+
+
+def report_counts(dataset: str, found: Mapping[str, int], official: Mapping[str, int]) -> list[str]:
+    """Compare the videos found per part with the official counts; log one line; return the partial parts.
+
+    Args:
+        dataset: the name the line starts with.
+        found: part (``original/c23``) -> videos found.
+        official: part -> the published count. Parts of ``found`` without an official count
+            (a synthetic method) are not checked.
+
+    A part with fewer videos than published is *partial*, one with none is *missing*; both are
+    named in one warning. A complete dataset gets one info line.
+    """
+    partial = [f"{part} {found.get(part, 0):,} of {count:,}" for part, count in official.items()
+               if found.get(part, 0) < count]
+    if partial:
+        log.warning("%s: partial download (found of official): %s; running on what is there", dataset,
+                    "; ".join(partial))
+    else:
+        log.info("%s: complete: %s", dataset, ", ".join(f"{part} {n:,}" for part, n in sorted(found.items())))
+    return [line.split(" ")[0] for line in partial]
+
+
+def count_parts(items: Iterable[MediaItem]) -> dict[str, int]:
+    """Videos per ``method/compression`` (the parts :func:`report_counts` checks)."""
+    found: dict[str, int] = {}
+    for item in items:
+        part = f"{item.method}/{item.compression}"
+        found[part] = found.get(part, 0) + 1
+    return found
+
+
+def per_compression(official: Mapping[str, int], items: Iterable[MediaItem]) -> dict[str, int]:
+    """``official`` (per method) for every compression present in ``items``: ``{"original/c23": 1000, ...}``."""
+    compressions = sorted({item.compression for item in items})
+    return {f"{part}/{comp}": n for comp in compressions for part, n in official.items()}

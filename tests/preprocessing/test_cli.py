@@ -13,14 +13,16 @@ def test_help_lists_the_interface():
                          text=True, check=True).stdout
     for flag in ("--layout", "--root", "--out", "--splits", "--shard", "--merge", "--device", "--workers",
                  "--frames", "--stride", "--all-frames", "--all-faces", "--methods", "--compressions",
-                 "--only-splits", "--crop-size", "--crop-scale", "--thresholds", "--min-face-size", "--boxes"):
+                 "--only-splits", "--crop-size", "--crop-scale", "--thresholds", "--min-face-size", "--boxes",
+                 "--val-fraction"):
         assert flag in out
-    assert "{ffpp,celebdf,dfdc,folder,images}" in out
+    assert "{ffpp,dfd,celebdf,dfdc,dfdcp,folder,images}" in out
 
 
 @pytest.mark.parametrize("args, message", [
     (["--out", "OUT"], "--layout and --root are required"),
     (["--layout", "ffpp", "--root", "ROOT", "--out", "OUT", "--boxes", "b.csv"], "--boxes is for --layout images"),
+    (["--layout", "ffpp", "--root", "ROOT", "--out", "OUT", "--val-fraction", "0.2"], "--val-fraction is for"),
     (["--layout", "ffpp", "--root", "ROOT", "--out", "OUT", "--methods", "Deepfakes"], "no method 'Deepfakes'"),
     (["--layout", "ffpp", "--root", "ROOT", "--out", "OUT", "--compressions", "c40"], "no compression 'c40'"),
     (["--layout", "celebdf", "--root", "ROOT", "--out", "OUT"], "not a Celeb-DF root"),

@@ -35,7 +35,9 @@ def test_reference_run_writes_crops_masks_tracks_and_summary(reference):
         method, video = key.split("/")[1], key.split("/")[3]
         assert len(record["tracks"]) >= 1 and record["faces"] == per_video[(method, video)]
     summary = json.loads((reference / "summary.json").read_text())
-    assert summary["videos"] == {"total": 18, "done": 18, "skipped": 0, "failed": 0, "no_face": 0}
+    # One shot per synthetic video: no false cut.
+    assert summary["videos"] == {"total": 18, "done": 18, "skipped": 0, "failed": 0, "no_face": 0, "with_cuts": 0}
+    assert summary["cuts"] == []
     assert summary["frames"] == {"sampled": 72, "decoded": 72, "faces": len(df)}
     assert sum(summary["coverage_histogram"].values()) == 18 and summary["throughput"]["frames_per_s"] > 0
 

@@ -12,13 +12,15 @@ def test_coverage_histogram_bins():
 def test_summary_counts_and_merge():
     outcomes = [Outcome("a", "done", sampled=4, decoded=4, faces=4, asked=4),
                 Outcome("b", "done", sampled=4, decoded=4, faces=0, asked=4),
-                Outcome("c", "skipped", sampled=4, decoded=4, faces=3, asked=4),
+                Outcome("c", "skipped", sampled=4, decoded=4, faces=3, asked=4, cuts=[2]),
                 Outcome("d", "failed", reason="cannot open video d")]
     s = build_summary(outcomes, Settings(), 2.0, {"shard": [0, 2]})
-    assert s["videos"] == {"total": 4, "done": 2, "skipped": 1, "failed": 1, "no_face": 1}
+    assert s["videos"] == {"total": 4, "done": 2, "skipped": 1, "failed": 1, "no_face": 1, "with_cuts": 1}
+    assert s["cuts"] == [{"video": "c", "frames": [2]}]
     assert s["frames"] == {"sampled": 12, "decoded": 12, "faces": 7}
     assert s["failed"] == [{"video": "d", "reason": "cannot open video d"}]
     assert s["no_face"] == ["b"] and [x["video"] for x in s["short"]] == ["b", "c"]
     assert s["throughput"]["frames_per_s"] == 4.0  # only the videos done in this run
     merged = merge_summaries([s, s])
     assert merged["videos"]["total"] == 8 and merged["shards"] == 2 and len(merged["failed"]) == 2
+    assert merged["videos"]["with_cuts"] == 2 and len(merged["cuts"]) == 2

@@ -95,3 +95,15 @@ def test_eval_only_reports_the_best_checkpoint(refiner_manifest, refiner_run):
     evaluated = json.loads((refiner_run / "eval_report.json").read_text())
     trained = json.loads((refiner_run / "report.json").read_text())
     assert evaluated["test"]["output"]["psnr"] == pytest.approx(trained["test"]["output"]["psnr"], abs=1e-4)
+
+
+def test_eval_only_leaves_the_training_runs_record_as_it_is(refiner_manifest, refiner_run):
+    # Eval-only with a config that differs from training's (another seed, other workers) must
+    # not rewrite config.yaml / run.json: they are the record of how the weights were made.
+    record = {name: (refiner_run / name).read_bytes() for name in ("config.yaml", "run.json")}
+    cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
+                      finetune_overrides(refiner_manifest, refiner_run.parent / "stage1", refiner_run,
+                                         "seed=7", "data.num_workers=0"))
+    assert main(cfg, "finetune", eval_only=True) == 0
+    assert {name: (refiner_run / name).read_bytes() for name in record} == record
+    assert (refiner_run / "eval_report.json").is_file()

@@ -57,3 +57,18 @@ def test_missing_test_list_and_wrong_root(celebdf_root, tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(ForensicsError, match="not a Celeb-DF root"):
         list_items("celebdf", tmp_path / "other")
+
+
+def test_version_and_counts_are_one_line(celebdf_root, caplog):
+    import logging
+
+    from preprocessing.layouts.celebdf import guess_version
+
+    with caplog.at_level(logging.INFO):
+        list_items("celebdf", celebdf_root)
+    lines = [r.getMessage() for r in caplog.records if "partial download" in r.getMessage()]
+    assert lines == ["celebdf (v1): partial download (found of official): Celeb-real 2 of 158; YouTube-real 1 of 250; "
+                     "Celeb-synthesis 2 of 795; running on what is there"]
+    assert guess_version({"Celeb-real": 3}, 518) == "v2"
+    assert guess_version({"Celeb-synthesis": 796}, 10) == "v2"
+    assert guess_version({"Celeb-synthesis": 795}, 10) == "v1"

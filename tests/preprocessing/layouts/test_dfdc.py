@@ -33,11 +33,15 @@ def test_labels_splits_and_originals(dfdc_root, caplog):
     items = list_items("dfdc", dfdc_root)
     assert {i.video: (i.label, i.method, i.split, i.original) for i in items} == EXPECTED
     assert "1 videos named by the split files are missing: gone.mp4" in caplog.text
+    with pytest.raises(ForensicsError, match=r"--val-fraction must be in \[0, 1\), got 1"):
+        list_items("dfdc", dfdc_root, val_fraction=1)
 
 
 def test_preprocess_gives_the_manifest(dfdc_root, tmp_path):
     out = tmp_path / "out"
-    assert preprocess("--layout", "dfdc", "--root", dfdc_root, "--out", out, "--frames", "2", "--workers", "0") == 0
+    assert preprocess("--layout", "dfdc", "--root", dfdc_root, "--out", out, "--frames", "2", "--workers", "0",
+                      "--val-fraction", "0.1") == 0
+    assert json.loads((out / "summary.json").read_text())["val_fraction"] == 0.1
     df = read(out)
     got = {v: (int(g.label.iloc[0]), g.method.iloc[0], g.split.iloc[0], g.original.iloc[0])
            for v, g in df.groupby("video")}
