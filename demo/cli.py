@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 HELP = ("run the whole pipeline on a synthetic dataset (synth, preprocess, train, evaluate, predict, "
         "refiner, report)")
 AFTER = "refiner"  # its place in `forensics --help`
+#: Output folders the dispatcher checks before running (a file or a read-only folder: one line).
+OUTPUT_DIRS = ("out",)
 STATE = "demo.json"
 
 #: Dataset and training sizes. The default must show a detector that learns (video AUC >= 0.9

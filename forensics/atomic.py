@@ -37,12 +37,20 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the output the permissions a plain open() would.
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        _publish(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Make a written temporary file the output (the one step a full disk or a kill can't tear).
+
+    Tests replace this to simulate a disk that fills up while an output is written.
+    """
+    # mkstemp creates 0600 files; give the output the permissions a plain open() would.
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -63,9 +71,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _publish_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _publish_dir(tmp: Path, path: Path) -> None:
+    """Make a written temporary folder the output, replacing an existing one."""
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)

@@ -21,6 +21,9 @@ from importlib.metadata import entry_points
 from types import ModuleType
 
 from forensics.errors import ForensicsError
+from forensics.lifetime import exit_status, handle_termination
+from forensics import provisional
+from forensics.outputs import check_output_dir, describe_os_error
 
 #: The core's subcommands -> modules implementing them, in the order of ``forensics --help``.
 COMMANDS: dict[str, str] = {
@@ -65,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in _available().items():
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+        cmd.set_defaults(_run=module.run, _output_dirs=getattr(module, "OUTPUT_DIRS", ()),
+                         _on_stop=getattr(module, "ON_STOP", "outputs finished before are kept"))
     return parser
 
 
@@ -75,14 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # SLURM pre-emption and `kill` send SIGTERM: clean up as for Ctrl-C, then exit 143.
     try:
-        return int(args._run(args) or 0)
+        with handle_termination(), provisional.scope():
+            for name in args._output_dirs:
+                if getattr(args, name, None):
+                    check_output_dir(getattr(args, name), f"--{name.replace('_', '-')}")
+            return int(args._run(args) or 0)
     except ForensicsError as error:
         print(f"forensics {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"forensics {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        status = exit_status(stop)
+        what = "terminated (SIGTERM)" if status == 143 else "interrupted"
+        print(f"forensics {args.command}: {what}; {args._on_stop}", file=sys.stderr)
+        return status
+    except OSError as error:
+        line = describe_os_error(error)
+        if line is None:
+            raise
+        print(f"forensics {args.command}: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

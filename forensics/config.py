@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -101,8 +102,18 @@ def load_config(schema: type[T], path: str | os.PathLike | None = None,
         try:
             validate()
         except ConfigError as error:
-            raise ConfigError(f"{source}: {error}") from None
+            raise ConfigError(f"{_blame(str(error), source, overrides)}: {error}") from None
     return obj
+
+
+def _blame(message: str, source: str, overrides: Sequence[str]) -> str:
+    """Where the value a validation ``message`` is about came from: the last override naming
+    its key (``train.optimizer=adamm (command line)``), else the YAML file (or the defaults)."""
+    for override in reversed(overrides):
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key and re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", message):
+            return f"{override} (command line)"
+    return source
 
 
 def to_dict(cfg: Any) -> dict:

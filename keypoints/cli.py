@@ -11,6 +11,8 @@ import argparse
 
 HELP = "generate a labelled facial keypoint set (Kaggle CSV format, 5 MTCNN landmarks) from synthetic faces"
 AFTER = "demo"  # its place in `forensics --help`
+#: Output folders the dispatcher checks before running (a file or a read-only folder: one line).
+OUTPUT_DIRS = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

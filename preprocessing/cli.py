@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 HELP = ("crop faces from a video dataset (FaceForensics++, DeepFakeDetection, Celeb-DF, DFDC, folders, face images) "
         "into a manifest")
 AFTER = "synth"  # its place in `forensics --help`
+#: Output folders the dispatcher checks before running (a file or a read-only folder: one line).
+OUTPUT_DIRS = ("out",)
+ON_STOP = "videos committed before are kept; run the same command again to resume"
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -139,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
              "%d frames sampled, %d with a face; %.1f frames/s", videos["total"], videos["done"],
              videos["skipped"], videos["failed"], videos["no_face"], frames["sampled"], frames["faces"],
              summary["throughput"]["frames_per_s"])
+    if summary["truncated"]:
+        log.warning("%d videos decoded only in part (truncated?): kept with the frames that decoded; "
+                    "listed under 'truncated' in the summary", len(summary["truncated"]))
     if world > 1:
         log.info("shard %d of %d done; when every shard is, run: forensics preprocess --merge --out %s",
                  rank, world, args.out)

@@ -23,6 +23,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ import pandas as pd
 
 from forensics.distributed import shard
 from forensics.errors import ForensicsError
+from forensics.lifetime import die_with_parent, guard_worker
 from forensics.media.faces import FaceDetector
 from forensics.data.manifest import COLUMNS, write_manifest
 from preprocessing.layouts import MediaItem
@@ -97,6 +99,9 @@ def _detector(settings: Settings, device: str) -> FaceDetector:
 
 def _serve_detector(settings: Settings, device: str, requests: Any, replies: Sequence[Any]) -> None:
     """Detector process of one device: answer workers' batches of frames until told to stop."""
+    # Spawned by the command itself: dies with it rather than waiting forever for requests.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     detector = _detector(settings, device)
     while (message := requests.get()) is not None:
         slot, request, batch = message
@@ -139,7 +144,8 @@ class RemoteDetector:
 
 _STATE: dict[str, Any] = {}
 #: Modules a fresh worker needs: imported once by the fork server, inherited by every worker.
-_PRELOAD = ["numpy", "cv2", "av", "torch", "torchvision", "facenet_pytorch", "preprocessing.runner"]
+_PRELOAD = ["forensics.forkserver_guard", "numpy", "cv2", "av", "torch", "torchvision", "facenet_pytorch",
+            "preprocessing.runner"]
 
 
 def worker_context() -> mp.context.BaseContext:
@@ -159,8 +165,13 @@ def worker_context() -> mp.context.BaseContext:
 
 
 def _init_worker(settings: Settings, out: Path, devices: list[str], servers: list[Any] | None,
-                 replies: list[Any] | None, slots: Any | None, threads: int | None) -> None:
-    """Set up a worker process (or the main process when running inline)."""
+                 replies: list[Any] | None, slots: Any | None, threads: int | None, owner: int | None = None) -> None:
+    """Set up a worker process (or the main process when running inline).
+
+    ``owner``: pid of the command process; a worker dies with it (:func:`forensics.lifetime.guard_worker`).
+    """
+    if owner is not None:
+        guard_worker(owner)
     # A fresh worker has no logging set up; its warnings (a mask it can't read) should look
     # like the main process's. In the main process (inline) this does nothing.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -252,7 +263,7 @@ def _execute(schedule: _Schedule, out: Path, workers: int, initargs: tuple, on_o
         threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
         # One thread, as in a worker: OpenMP threads spinning on a busy machine can make
         # MTCNN's many small operations 20x slower.
-        _init_worker(*initargs[:-1], 1)
+        _init_worker(*initargs[:6], 1)
         try:
             _run_inline(schedule, out, on_outcome)
         finally:
@@ -336,9 +347,28 @@ def _run_pool(schedule: _Schedule, out: Path, workers: int, initargs: tuple,
                 pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                               initargs=initargs)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor, timeout: float = 10.0) -> None:
+    """Abandon the queued and running items (SIGTERM, Ctrl-C, an error): stop every worker now.
+
+    A worker stopped mid-video leaves only temporaries, which the next run removes
+    (:func:`preprocessing.pipeline.clean_stale`); committed records are never touched.
+    ``shutdown`` alone would let running items finish first, which can take minutes.
+    """
+    # Python 3.14 has ProcessPoolExecutor.terminate_workers(); before it, the pool's processes.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
 
 
 # ----------------------------------------------------------------------------- the run
@@ -432,7 +462,7 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
     if shared_detector and workers > 0:
         servers, replies, slots, server_procs = _start_detectors(settings, devices, workers)
     threads = None if workers == 0 else 1
-    initargs = (settings, out, devices, servers, replies, slots, threads)
+    initargs = (settings, out, devices, servers, replies, slots, threads, os.getpid())
     schedule = _Schedule(mine, out, complete, settings.reuse_boxes)
     try:
         _execute(schedule, out, workers, initargs, on_outcome)

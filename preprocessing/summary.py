@@ -56,6 +56,9 @@ def build_summary(outcomes: Sequence[Any], settings: Any, seconds: float, contex
                   for o in sorted(complete, key=lambda o: o.key) if o.faces < o.asked],
         # Shot cuts found (sampled frames starting a new shot): the subject's crops come from one shot.
         "cuts": [{"video": o.key, "frames": list(o.cuts)} for o in sorted(complete, key=lambda o: o.key) if o.cuts],
+        # Truncated but partly decodable: kept with the frames that decoded (fewer crops).
+        "truncated": [{"video": o.key, "sampled": o.sampled, "decoded": o.decoded}
+                      for o in sorted(complete, key=lambda o: o.key) if o.decoded < o.sampled],
         # Worker seconds per stage over the videos done in this run ("write": crop and PNG).
         "stage_seconds": _stages(worked),
         "throughput": {"seconds": round(seconds, 3),
@@ -83,7 +86,7 @@ def merge_summaries(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for section in ("videos", "frames", "coverage_histogram", "stage_seconds"):
         merged[section] = {k: round(sum(s.get(section, {}).get(k, 0) for s in summaries), 3)
                            for k in summaries[0].get(section, {})}
-    for section in ("failed", "short", "cuts"):
+    for section in ("failed", "short", "cuts", "truncated"):
         merged[section] = sorted((x for s in summaries for x in s.get(section, [])), key=lambda x: x["video"])
     merged["no_face"] = sorted(x for s in summaries for x in s["no_face"])
     seconds = max(s["throughput"]["seconds"] for s in summaries)

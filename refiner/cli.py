@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from forensics.outputs import check_output_dir, check_output_file
+
+    if args.refiner_command == "apply" and args.out:
+        check_output_file(args.out)
+    elif args.refiner_command == "video":
+        check_output_dir(args.out)
     if args.refiner_command == "apply":
         from refiner.apply import apply_refiner
 

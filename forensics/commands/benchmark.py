@@ -85,7 +85,11 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from forensics.config import load_config
 
-    return main(load_config(BenchmarkConfig, args.config, args.overrides))
+    from forensics.outputs import check_output_dir
+
+    cfg = load_config(BenchmarkConfig, args.config, args.overrides)
+    check_output_dir(cfg.output_dir, "output_dir")
+    return main(cfg)
 
 
 def cell_overrides(cfg: BenchmarkConfig, detector: DetectorConfig, method: str, compression: str,

@@ -17,6 +17,8 @@ import logging
 log = logging.getLogger(__name__)
 
 HELP = "evaluate a checkpoint on a manifest split: frame/video metrics, ROC, W&B"
+#: Output folders the dispatcher checks before running (a file or a read-only folder: one line).
+OUTPUT_DIRS = ("out",)
 
 
 def add_arguments(parser) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HELP = "score videos with a trained detector (fake probability per video and per frame)"
+#: Output folders the dispatcher checks before running (a file or a read-only folder: one line).
+OUTPUT_DIRS = ("annotate",)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 HELP = "generate a small synthetic FaceForensics++-style dataset (real videos, fakes, masks, splits)"
+#: Output folders the dispatcher checks before running (a file or a read-only folder: one line).
+OUTPUT_DIRS = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

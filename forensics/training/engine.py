@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from forensics.training.nonfinite import LossGuard
 from forensics.training.freeze import train_mode
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
                     accum_steps: int = 1, clip_grad: float | None = None, ema: AveragedModel | None = None,
                     seed: int = 0, rank: int = 0, start_step: int = 0, log_every: int = 10,
                     log_fn: Callable[[dict[str, float]], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None, progress: bool = False) -> dict[str, Any]:
+                    should_stop: Callable[[], bool] | None = None, progress: bool = False,
+                    guard: LossGuard | None = None) -> dict[str, Any]:
     """Train for one epoch (or what is left of it after ``start_step`` optimizer steps).
 
     Args:
@@ -104,6 +106,8 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
         log_fn: called on every ``log_every``-th step with ``train/loss`` (mean over the
             steps since the last call), ``train/lr``, ``train/samples_per_s``.
         should_stop: polled after every optimizer step; ``True`` ends the epoch early (SIGTERM).
+        guard: what to do with a non-finite loss (:mod:`forensics.training.nonfinite`);
+            default: stop at the first one.
 
     Returns:
         ``loss`` (mean over this call's steps; averaged over ranks), ``loss_sum`` (its sum),
@@ -115,7 +119,7 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
     step, loss_sum, window, window_steps, seen, tic = start_step, 0.0, 0.0, 0, 0, time.perf_counter()
     bar = _progress_bar(progress, loader, accum_steps, start_step, epoch)
     optimizer.zero_grad(set_to_none=True)
-    stopped = False
+    stopped, guard, step_loss = False, guard or LossGuard(), 0.0
     for micro, batch in enumerate(loader):
         if micro % accum_steps == 0:
             # Reseed from (seed, epoch, step): a run resumed mid-epoch then draws the same
@@ -129,17 +133,23 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
             outputs = model(batch["image"])
             loss = task.loss(outputs, batch) / accum_steps
         (scaler.scale(loss) if scaler is not None else loss).backward()
-        window += loss.detach()  # micro-batch losses sum to the step's mean loss
+        step_loss = step_loss + loss.detach()  # micro-batch losses sum to the step's mean loss
         seen += len(batch["image"])
         if not last_micro:
             continue
+        if guard.skip_step(step_loss, epoch, step + 1):
+            optimizer.zero_grad(set_to_none=True)  # dropped: it never reaches the weights
+            step_loss, step = 0.0, step + 1
+            continue
+        window, step_loss = window + step_loss, 0.0
         _optimizer_step(model, optimizer, scheduler, scaler, clip_grad, ema)
         step += 1
         window_steps += 1
         if bar is not None:
             bar.update(1)
-        if step % log_every == 0:
+        if step % log_every == 0 and window_steps:
             window_loss = float(window) / window_steps  # the one GPU sync per log_every steps
+            guard.check(window_loss, epoch, step)
             loss_sum, window, window_steps = loss_sum + window_loss * window_steps, 0.0, 0
             rate = seen / (time.perf_counter() - tic)
             if bar is not None:
@@ -152,7 +162,9 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
             break
     if bar is not None:
         bar.close()
-    loss_sum = _mean_over_ranks(loss_sum + float(window), device)
+    loss_sum += float(window)
+    guard.check(loss_sum, epoch, step)  # an epoch shorter than log_every is checked too
+    loss_sum = _mean_over_ranks(loss_sum, device)
     done = step - start_step
     return {"loss": loss_sum / max(done, 1), "loss_sum": loss_sum, "steps": step, "stopped": stopped}
 

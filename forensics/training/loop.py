@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forensics.errors import ConfigError
+from forensics.training.nonfinite import LossGuard
 
 if TYPE_CHECKING:
     import torch
@@ -175,11 +176,14 @@ def fit(parts: Parts, loop: LoopConfig, *, seed: int, env: DistEnv, device: torc
         net = _wrap(parts.model, env, device)
         net_for_epoch = lambda epoch: net  # noqa: E731
     preemption = Preemption()
+    # One non-finite-loss policy per run (train.nonfinite); from here the run's record stays.
+    guard = LossGuard(loop.nonfinite, loop.max_nonfinite)
+    logger.setup_done()
     try:
         for epoch in range(first_epoch, loop.epochs):
             start = first_step if epoch == first_epoch else 0
             stats = _train_epoch(parts, loop, net_for_epoch(epoch), epoch, start, seed=seed, env=env, device=device,
-                                 logger=logger, preemption=preemption)
+                                 logger=logger, preemption=preemption, guard=guard)
             loss_sum = stats["loss_sum"] + (partial_loss if epoch == first_epoch else 0.0)
             if stats["stopped"]:
                 save("last.pt", epoch, stats["steps"], loss_sum)
@@ -205,7 +209,8 @@ def fit(parts: Parts, loop: LoopConfig, *, seed: int, env: DistEnv, device: torc
 
 
 def _train_epoch(parts: Parts, loop: LoopConfig, net: nn.Module, epoch: int, start: int, *, seed: int, env: DistEnv,
-                 device: torch.device, logger: RunLogger, preemption: Preemption) -> dict[str, Any]:
+                 device: torch.device, logger: RunLogger, preemption: Preemption,
+                 guard: LossGuard | None = None) -> dict[str, Any]:
     """One epoch of :func:`forensics.training.engine.train_one_epoch` from optimizer step ``start``."""
     import sys
 
@@ -221,7 +226,7 @@ def _train_epoch(parts: Parts, loop: LoopConfig, net: nn.Module, epoch: int, sta
         start_step=start, log_every=loop.log_every,
         log_fn=lambda m: logger.log(m, epoch * spe + int(m["epoch_step"])),
         should_stop=lambda: preemption.should_stop(device),
-        progress=loop.progress and env.is_main and sys.stderr.isatty())
+        progress=loop.progress and env.is_main and sys.stderr.isatty(), guard=guard)
 
 
 def _end_epoch(parts: Parts, loop: LoopConfig, epoch: int, loss: float, best: dict[str, Any], *, logger: RunLogger,

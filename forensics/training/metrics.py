@@ -24,6 +24,12 @@ import numpy as np
 import pandas as pd
 
 ONE_CLASS_NOTE = "only one class present: ROC AUC, AP and EER are undefined"
+
+
+def nonfinite_note(scores: np.ndarray) -> str | None:
+    """A note when some scores are NaN/inf (a diverged model): their metrics are undefined, not an error."""
+    bad = int((~np.isfinite(scores)).sum())
+    return f"{bad} of {scores.size} scores are not finite (NaN/inf): metrics undefined" if bad else None
 EPS = 1e-7
 
 
@@ -84,6 +90,9 @@ def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] |
     if len(labels) == 0:
         return out | {k: None for k in ("acc", "real_acc", "fake_acc", "auc", "ap", "eer", "log_loss")} | {
             "note": "no samples"}
+    if (note := nonfinite_note(scores)) is not None:
+        return out | {k: None for k in ("acc", "real_acc", "fake_acc", "auc", "ap", "eer", "log_loss")} | {
+            "note": note}
     predicted = (scores >= threshold).astype(np.int64)
     out["acc"] = float(accuracy_score(labels, predicted))
     out["real_acc"] = float((predicted[labels == 0] == 0).mean()) if out["n_real"] else None
@@ -160,6 +169,8 @@ def multiclass_metrics(labels: np.ndarray, probs: np.ndarray, classes: Sequence[
     k = len(classes)
     if len(labels) == 0:
         return {"n": 0, "acc": None, "note": "no samples"}
+    if (note := nonfinite_note(probs)) is not None:
+        return {"n": int(len(labels)), "acc": None, "auc": None, "log_loss": None, "note": note}
     predicted = probs.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, labels=list(range(k)))
     per_class = {c: (float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None)
@@ -184,6 +195,8 @@ def multilabel_metrics(targets: np.ndarray, probs: np.ndarray, classes: Sequence
     probs = np.asarray(probs, dtype=np.float64)
     if len(targets) == 0:
         return {"n": 0, "exact_match": None, "note": "no samples"}
+    if (note := nonfinite_note(probs)) is not None:
+        return {"n": int(len(targets)), "exact_match": None, "mean_auc": None, "note": note}
     per_label = {}
     for i, name in enumerate(classes):
         column = targets[:, i]

@@ -4,20 +4,28 @@ Only rank 0 logs. Everything goes to the run folder first (``metrics.jsonl``: on
 per line with ``step``; figures as PNG; the final ``report.json`` is written by the caller),
 so a run can be read without W&B, then to W&B when it is on.
 
-``wandb.mode`` is ``online``, ``offline`` or ``disabled``; left empty it is ``online`` when an
-API key is configured (``WANDB_API_KEY`` or ``wandb login``'s netrc entry) and ``offline``
-otherwise, so a laptop or a cluster node without internet never hangs on a login prompt.
-Offline runs are stored under ``RUN/wandb/`` and uploaded later with ``wandb sync``.
+``wandb.mode`` is ``online``, ``offline`` or ``disabled``. The config's value wins; left empty,
+``WANDB_MODE`` from the environment is used (empty counts as unset, anything else but the
+three modes is an error naming it); with neither it is ``online`` when an API key is
+configured (``WANDB_API_KEY`` or ``wandb login``'s netrc entry) and ``offline`` otherwise, so
+a laptop or a cluster node without internet never hangs on a login prompt.
+
+A compute node often has the key (a shared home's ``~/.netrc``) but no internet. When online
+W&B can't be reached within ``wandb.init_timeout`` seconds, the run goes on offline with one
+warning saying how to upload it later, unless ``online`` was asked for explicitly (config or
+``WANDB_MODE``): then it stops with one line before any training. Offline runs are stored
+under ``RUN/wandb/`` and uploaded later with ``wandb sync``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import netrc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from forensics.atomic import atomic_path
-from forensics.errors import ConfigError
+from forensics.errors import ConfigError, ForensicsError
+from forensics.provisional import Provisional
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +53,13 @@ class WandbConfig:
     tags: list[str] = field(default_factory=list)
     log_checkpoint: bool = False  # upload best.pt as a model artifact at the end
     samples: int = 16  # crops in the sample grid logged at the end
+    init_timeout: float = 15.0  # seconds to reach online W&B before going on offline
 
     def validate(self) -> None:
         if self.mode is not None and self.mode not in MODES:
             raise ConfigError(f"wandb.mode must be one of {', '.join(MODES)} (or empty), got '{self.mode}'")
+        if not self.init_timeout > 0:
+            raise ConfigError(f"wandb.init_timeout must be > 0 seconds, got {self.init_timeout}")
 
 
 def has_api_key() -> bool:
@@ -61,14 +73,82 @@ def has_api_key() -> bool:
         return False
 
 
+def env_mode() -> str | None:
+    """``WANDB_MODE`` from the environment: ``None`` when unset or empty.
+
+    Raises:
+        ConfigError: a value W&B would reject (with a pydantic traceback) or misread.
+    """
+    value = os.environ.get("WANDB_MODE", "").strip()
+    if not value:
+        return None
+    if value not in MODES:
+        raise ConfigError(f"environment variable WANDB_MODE={value!r} is not a W&B mode: "
+                          f"use one of {', '.join(MODES)}, or leave it unset")
+    return value
+
+
 def resolve_mode(mode: str | None) -> str:
-    """The W&B mode to use: the configured one, else online with a key and offline without."""
+    """The W&B mode to use: the config's, else ``WANDB_MODE``'s, else online with a key and offline without."""
     if mode:
         return mode
-    env = os.environ.get("WANDB_MODE")
-    if env in MODES:
-        return env
-    return "online" if has_api_key() else "offline"
+    return env_mode() or ("online" if has_api_key() else "offline")
+
+
+def explicitly_online(mode: str | None) -> bool:
+    """Whether ``online`` was asked for (config or ``WANDB_MODE``) rather than inferred from a key."""
+    return (mode or env_mode()) == "online"
+
+
+@contextlib.contextmanager
+def _wandb_mode_env(mode: str) -> Iterator[None]:
+    """``WANDB_MODE`` set to the resolved mode while W&B starts (it parses the variable itself)."""
+    previous = os.environ.get("WANDB_MODE")
+    os.environ["WANDB_MODE"] = mode
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("WANDB_MODE", None)
+        else:
+            os.environ["WANDB_MODE"] = previous
+
+
+def start_wandb(wandb_cfg: WandbConfig, run_dir: Path, **init: Any) -> Any:
+    """``wandb.init`` in the resolved mode (``None`` when disabled), going offline when online fails.
+
+    Args:
+        wandb_cfg: W&B settings (mode, project, ..., ``init_timeout``).
+        run_dir: the run folder (W&B writes ``run_dir/wandb``).
+        init: further ``wandb.init`` arguments (config, id, resume, job_type).
+
+    Raises:
+        ForensicsError: online W&B, asked for explicitly, could not be reached.
+    """
+    mode = resolve_mode(wandb_cfg.mode)
+    if mode == "disabled":
+        return None
+    import wandb
+
+    args = dict(project=wandb_cfg.project, entity=wandb_cfg.entity, name=wandb_cfg.name or run_dir.name,
+                group=wandb_cfg.group, tags=list(wandb_cfg.tags) or None, dir=str(run_dir), **init)
+    settings = wandb.Settings(init_timeout=float(wandb_cfg.init_timeout))
+    explicit = explicitly_online(wandb_cfg.mode)
+    with _wandb_mode_env(mode):
+        if mode != "online":
+            return wandb.init(mode=mode, settings=settings, **args)
+        try:
+            return wandb.init(mode=mode, settings=settings, **args)
+        except (wandb.errors.CommError, wandb.errors.UsageError, OSError) as error:
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            if explicit:
+                raise ForensicsError(f"W&B mode online was asked for but W&B can't be reached within "
+                                     f"{wandb_cfg.init_timeout:g} s ({reason}); set wandb.mode=offline "
+                                     "and upload later with wandb sync") from None
+    log.warning("W&B can't be reached within %g s (%s): logging offline to %s; upload later with: wandb sync %s",
+                wandb_cfg.init_timeout, reason, run_dir / "wandb", run_dir / "wandb" / "offline-run-*")
+    with _wandb_mode_env("offline"):
+        return wandb.init(mode="offline", settings=settings, **args)
 
 
 def _clean(value: Any) -> Any:
@@ -128,23 +208,26 @@ class RunLogger:
         self.metrics_path = self.run_dir / metrics_file
         if not enabled:
             return
+        # Until the first training step, this folder's new files go again if the command fails.
+        self._setup = Provisional(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # W&B first: a run that can't start it stops before touching earlier metrics.
+        self.run = start_wandb(wandb_cfg or WandbConfig(), self.run_dir, config=config, id=wandb_id,
+                               resume="allow" if wandb_id else None, job_type=job_type)
+        if self.run is not None:
+            log.info("W&B run %s (%s) in %s", self.run.id, self.run.settings.mode, self.run_dir / "wandb")
         if keep_until_step is not None:
             kept = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= keep_until_step]
             with atomic_path(self.metrics_path) as tmp:
                 tmp.write_text("".join(json.dumps(_clean(r)) + "\n" for r in kept))
         elif self.metrics_path.exists():
             self.metrics_path.unlink()
-        wandb_cfg = wandb_cfg or WandbConfig()
-        mode = resolve_mode(wandb_cfg.mode)
-        if mode != "disabled":
-            import wandb
 
-            self.run = wandb.init(project=wandb_cfg.project, entity=wandb_cfg.entity,
-                                  name=wandb_cfg.name or self.run_dir.name, group=wandb_cfg.group,
-                                  tags=list(wandb_cfg.tags) or None, config=config, dir=str(self.run_dir),
-                                  mode=mode, id=wandb_id, resume="allow" if wandb_id else None, job_type=job_type)
-            log.info("W&B run %s (%s) in %s", self.run.id, mode, self.run_dir / "wandb")
+    def setup_done(self) -> None:
+        """Set-up succeeded (training starts): the run folder's files stay even if the run fails."""
+        setup = getattr(self, "_setup", None)
+        if setup is not None:
+            setup.keep()
 
     @property
     def wandb_id(self) -> str | None:
@@ -197,7 +280,7 @@ class RunLogger:
                     columns=["method", "frame_acc", "frame_auc", "video_acc", "video_auc"], data=rows),
                 f"{prefix}/roc_png": wandb.Image(files["roc"]),
             }
-            if len(np.unique(labels)) == 2:
+            if len(np.unique(labels)) == 2 and np.isfinite(scores).all():
                 probs = np.stack([1 - scores, scores], axis=1)
                 payload[f"{prefix}/roc"] = wandb.plot.roc_curve(labels, probs, labels=["real", "fake"])
             payload[f"{prefix}/confusion"] = wandb.plot.confusion_matrix(
@@ -231,7 +314,9 @@ def save_roc_png(labels: np.ndarray, scores: np.ndarray, path: str | os.PathLike
     from sklearn.metrics import roc_auc_score, roc_curve
 
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    if len(np.unique(labels)) == 2:
+    if not np.isfinite(scores).all():
+        ax.text(0.5, 0.5, "scores not finite (NaN/inf):\nROC undefined", ha="center", va="center")
+    elif len(np.unique(labels)) == 2:
         fpr, tpr, _ = roc_curve(labels, scores)
         ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(labels, scores):.4f}")
         ax.legend(loc="lower right")

@@ -40,7 +40,8 @@ def validate_run(loop: LoopConfig, device: str, batch_size: int) -> None:
     check_choices([("train.optimizer", loop.optimizer, ("adam", "adamw", "sgd")),
                    ("train.schedule", loop.schedule, ("constant", "step", "cosine")),
                    ("train.amp", loop.amp, ("none", "bf16", "fp16")),
-                   ("train.best_mode", loop.best_mode, (None, "max", "min"))])
+                   ("train.best_mode", loop.best_mode, (None, "max", "min")),
+                   ("train.nonfinite", loop.nonfinite, ("stop", "skip"))])
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ConfigError(f"device must be one of auto, cpu, cuda (or cuda:N), got '{device}'")
     for key, value in [("train.epochs", loop.epochs), ("data.batch_size", batch_size),
@@ -127,6 +128,8 @@ class LoopConfig:
     video_strategy: str = "mean"  # mean | median | confident
     log_every: int = 10
     progress: bool = True
+    nonfinite: str = "stop"  # stop | skip: a NaN/inf loss stops the run, or its step is skipped
+    max_nonfinite: int = 10  # skip: stop after this many skipped steps
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forensics.errors import ConfigError
+from forensics.outputs import check_output_dir
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +96,7 @@ def resume_state(ckpt_dir: Path, config: dict[str, Any], *, resume: bool, force:
     from forensics.config import config_diff
     from forensics.training.checkpoint import load_checkpoint
 
+    check_output_dir(ckpt_dir.parent, "output_dir")  # a file or a read-only folder: one line, before any work
     if resume:
         state = load_checkpoint(ckpt_dir / "last.pt")
         changed = [k for k in config_diff(state["config"], config) if k not in may_change]

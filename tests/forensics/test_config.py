@@ -114,3 +114,15 @@ def test_config_diff_names_changed_keys():
     b = to_dict(Experiment(data=Data(manifest="m"), train=Train(lr=0.5)))
     assert config_diff(a, b) == ["train.lr"]
     assert config_diff(a, a) == []
+
+
+def test_bad_value_from_the_command_line_names_the_override(tmp_path):
+    path = write(tmp_path, {"data": {"manifest": "m"}, "train": {"optimizer": "adam"}})
+    with pytest.raises(ConfigError) as error:
+        load_config(Experiment, path, ["train.lr=0.1", "train.optimizer=adamm"])
+    assert str(error.value) == ("train.optimizer=adamm (command line): train.optimizer must be adam or sgd, "
+                                "got 'adamm'")
+    # The same bad value in the file is still the file's.
+    path = write(tmp_path, {"data": {"manifest": "m"}, "train": {"optimizer": "adamm"}})
+    with pytest.raises(ConfigError, match=r"^.*exp\.yaml: train\.optimizer"):
+        load_config(Experiment, path, ["train.lr=0.1"])

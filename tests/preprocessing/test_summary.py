@@ -24,3 +24,12 @@ def test_summary_counts_and_merge():
     merged = merge_summaries([s, s])
     assert merged["videos"]["total"] == 8 and merged["shards"] == 2 and len(merged["failed"]) == 2
     assert merged["videos"]["with_cuts"] == 2 and len(merged["cuts"]) == 2
+
+
+def test_partly_decodable_video_is_listed_as_truncated_not_failed():
+    outcomes = [Outcome("a", "done", sampled=8, decoded=5, faces=5, asked=8),
+                Outcome("b", "done", sampled=8, decoded=8, faces=8, asked=8)]
+    s = build_summary(outcomes, Settings(), 1.0, {})
+    assert s["truncated"] == [{"video": "a", "sampled": 8, "decoded": 5}]
+    assert s["videos"]["failed"] == 0 and s["videos"]["done"] == 2
+    assert merge_summaries([s, s])["truncated"] == s["truncated"] * 2
