@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "forensics.commands.benchmark",
     "evaluate": "forensics.commands.evaluate",
     "predict": "forensics.commands.predict",
+    "weights": "forensics.commands.weights",
     "refiner": "refiner.cli",
     "demo": "demo.cli",
     "keypoints-synth": "keypoints.cli",
