@@ -521,6 +521,8 @@ def fit_on_features(model, frames, targets, transform, prepare, cfg: TrainConfig
             with open(tmp, "wb") as f:
                 np.savez(f, features=features, targets=labels, files=np.array(files))
     log.info("%s: fitting on %d train crops (%d features)", cfg.model.name, len(features), features.shape[1])
-    model.fit(features, labels.astype(np.int64))
+    # cross: calibration folds by video, and data.balance honoured
+    model.fit(features, labels.astype(np.int64), groups=dataset.meta["video_key"].to_numpy(),
+              balance=cfg.data.balance)
     return {"name": cfg.train.best_metric, "mode": cfg.best_mode, "value": None, "epoch": 0, "bad_epochs": 0,
             "val": None}
