@@ -279,14 +279,24 @@ class SteganalysisSVM(HeadModule):
             raise ForensicsError(f"steganalysis: expected (N, {FEATURE_DIM}) features, got shape {x.shape}")
         return x
 
-    def fit(self, features: np.ndarray, targets: np.ndarray, cv: int = 3) -> SteganalysisSVM:
+    def fit(self, features: np.ndarray, targets: np.ndarray, cv: int = 3, groups: np.ndarray | None = None,
+            balance: str = "none") -> SteganalysisSVM:
         """Fit the standardisation, the linear SVM and its Platt scaling; fold them into the head.
 
         Args:
             features: (N, 1,495) from :func:`extract_features`.
             targets: (N,) integer labels: 0 real / 1 fake for ``num_classes`` 1 or 2, else
                 0..K-1.
-            cv: folds of the Platt-scaling cross-validation (lowered to the smallest class size).
+            cv: folds of the Platt-scaling cross-validation (lowered to the smallest class size,
+                in videos when ``groups`` are given).
+            groups: (N,) the video of each sample. The calibration folds then keep a video's
+                frames together: frames of one video are near-duplicates, so a fold that
+                scores frames whose siblings the SVM was fitted on calibrates on scores far
+                more confident than those of unseen videos.
+            balance: ``data.balance``: ``loss_weight`` or ``sampler`` weight every sample by
+                its inverse class frequency, in the SVM and in the Platt scaling (an SVM sees
+                the whole training set at once, so equal class draws come to the same
+                weights); ``none`` weighs every sample alike.
         """
         from sklearn.calibration import CalibratedClassifierCV  # local: sklearn is slow to import
         from sklearn.preprocessing import StandardScaler
@@ -307,8 +317,9 @@ class SteganalysisSVM(HeadModule):
         z = scaler.transform(x)
         # random_state: liblinear's dual solver shuffles; a fixed seed makes fits reproducible.
         svm = LinearSVC(C=self.C, dual="auto", max_iter=10_000, random_state=0)
-        calibrated = CalibratedClassifierCV(svm, method="sigmoid", cv=int(min(cv, counts.min())),
-                                            ensemble=False).fit(z, y)
+        calibrated = CalibratedClassifierCV(svm, method="sigmoid", cv=calibration_folds(y, groups, cv, counts),
+                                            ensemble=False)
+        calibrated.fit(z, y, sample_weight=class_balance_weights(y, balance, n_classes))
         fitted = calibrated.calibrated_classifiers_[0]
         coef, intercept = fitted.estimator.coef_, fitted.estimator.intercept_
         a = np.array([c.a_ for c in fitted.calibrators])
@@ -382,6 +393,40 @@ class SteganalysisSVM(HeadModule):
                 model.fc.bias.copy_(torch.from_numpy(arrays["bias"]))
             model.fitted.fill_(meta["fitted"])
         return model
+
+
+BALANCE = ("loss_weight", "sampler", "none")
+
+
+def class_balance_weights(y: np.ndarray, balance: str, n_classes: int) -> np.ndarray | None:
+    """Per-sample weights for ``data.balance``: inverse class frequency (``n / (K * count)``), or ``None``."""
+    if balance not in BALANCE:
+        raise ForensicsError(f"steganalysis: balance must be one of {', '.join(BALANCE)}, got '{balance}'")
+    if balance == "none":
+        return None
+    counts = np.bincount(y, minlength=n_classes)
+    return (len(y) / (n_classes * counts))[y]
+
+
+def calibration_folds(y: np.ndarray, groups: np.ndarray | None, cv: int, counts: np.ndarray):
+    """The Platt-scaling folds: stratified by class and, with ``groups``, never splitting a group.
+
+    Returns a fold count (no groups: scikit-learn's stratified folds of samples) or a list of
+    ``(train, test)`` index pairs from ``StratifiedGroupKFold``.
+    """
+    if groups is None:
+        return int(min(cv, counts.min()))
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = np.asarray(groups)
+    if len(groups) != len(y):
+        raise ForensicsError(f"steganalysis: {len(groups)} groups for {len(y)} samples")
+    per_class = [len(np.unique(groups[y == c])) for c in range(len(counts))]
+    folds = int(min(cv, *per_class))
+    if folds < 2:
+        raise ForensicsError(f"steganalysis: calibration by video needs at least 2 videos of each class, "
+                             f"got {per_class}")
+    return list(StratifiedGroupKFold(n_splits=folds).split(np.zeros(len(y)), y, groups))
 
 
 @register_model

@@ -219,8 +219,8 @@ def _print_summary(out: Path, report: dict) -> None:
         return "undefined" if x is None else f"{x:.3f}"
 
     print(f"\ntest split: video-level AUC {fmt(video['auc'])}, accuracy {fmt(video['acc'])} "
-          f"({video['n']} videos); frame-level AUC {fmt(frame['auc'])}, accuracy {fmt(frame['acc'])} "
-          f"({frame['n']} crops)")
+          f"(balanced {fmt(video.get('bal_acc'))}, {video['n']} videos); frame-level AUC {fmt(frame['auc'])}, "
+          f"accuracy {fmt(frame['acc'])} (balanced {fmt(frame.get('bal_acc'))}, {frame['n']} crops)")
     refiner = report.get("refiner")
     if refiner:
         caught = ", ".join(f"{method} {fmt(d['frames_caught'])}" for method, d in refiner["detector"].items())

@@ -126,7 +126,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _metric_rows(split_report: dict) -> str:
-    keys = ("n", "acc", "auc", "ap", "eer", "log_loss")
+    keys = ("n", "acc", "bal_acc", "auc", "ap", "eer", "log_loss")
     head = "".join(f"<th>{k}</th>" for k in keys)
     rows = []
     for level in ("video", "frame"):

@@ -122,7 +122,9 @@ def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = F
         **kwargs: passed to the model function (``drop_rate``, ...); ``None`` values are dropped.
 
     Raises:
-        ForensicsError: unknown model, missing ``pretrained_file``, weights that don't fit.
+        ForensicsError: unknown model, missing ``pretrained_file``, weights that don't fit (naming
+            the first tensor that doesn't), ``pretrained`` weights neither cached nor downloadable
+            (naming both offline workflows: see :mod:`forensics.weights`).
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if num_classes is not None:
@@ -143,15 +145,23 @@ def create_model(name: str, *, num_classes: int | None = 1, pretrained: bool = F
         if not timm.is_model(name):
             raise ForensicsError(f"unknown model '{name}': neither registered here "
                                  f"({', '.join(list_models()) or 'none'}) nor a timm model")
+        from forensics.weights import download_error, first_mismatch, require_weights
+
         if pretrained_file is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_file)}
+        elif pretrained:
+            require_weights(name)  # one line naming the offline workflows, not a minute of retries
         try:
             model = timm.create_model(name, pretrained=pretrained, **kwargs)
         except RuntimeError as error:  # timm's strict load of a file of another architecture
             if pretrained_file is None:
                 raise
-            first = str(error).strip().splitlines()[0]
-            raise ForensicsError(f"{pretrained_file}: pretrained weights don't fit {name}: {first}") from None
+            raise ForensicsError(f"{pretrained_file}: pretrained weights don't fit {name}: "
+                                 f"{first_mismatch(error)}") from None
+        except (OSError, ConnectionError) as error:  # a download that failed (URLError is an OSError)
+            if not pretrained or pretrained_file is not None:
+                raise
+            raise download_error(name, error) from None
     if checkpoint is not None:
         from forensics.training.checkpoint import load_checkpoint, load_weights
 

@@ -38,6 +38,7 @@ def run_keypoints(args, state: dict[str, Any]) -> int:
     from forensics.training.engine import evaluate
     from forensics.errors import ForensicsError
     from forensics.training.session import eval_loader, eval_model, eval_run
+    from forensics.training.evaluation import applied_filters
     from keypoints.data import load_keypoint_data
     from keypoints.plot import log_keypoint_evaluation
     from keypoints.table import keypoint_columns
@@ -53,12 +54,9 @@ def run_keypoints(args, state: dict[str, Any]) -> int:
     manifest = args.manifest or data.get("manifest")
     if not manifest:
         raise ForensicsError("--manifest is needed: the checkpoint names no training data file")
-    same = args.manifest is None
     loaded = load_keypoint_data(
         manifest, keypoint_config(config, info["classes"]), {"eval": args.split},
-        datasets=data.get("datasets") if same else None,
-        methods=args.methods or (data.get("methods") if same else None),
-        compressions=args.compressions or (data.get("compressions") if same else None))
+        **{key: f["values"] for key, f in applied_filters(args, data).items()})
     dataset = loaded.dataset("eval", info["data_config"])
     loader = eval_loader(dataset, args.batch_size, args.num_workers, env, device)
 

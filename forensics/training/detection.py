@@ -174,4 +174,6 @@ def fit_on_features(model: torch.nn.Module, frames: pd.DataFrame, targets: np.nd
             with open(tmp, "wb") as f:
                 np.savez(f, features=features, targets=labels, files=np.array(files))
     log.info("%s: fitting on %d train crops (%d features)", cfg.model.name, len(features), features.shape[1])
-    model.fit(features, labels.astype(np.int64))
+    # Calibration folds by video (a video's frames are near-duplicates), and data.balance honoured.
+    model.fit(features, labels.astype(np.int64), groups=dataset.meta["video_key"].to_numpy(),
+              balance=cfg.data.balance)

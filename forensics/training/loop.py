@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forensics.errors import ConfigError
+from forensics.training.metrics import improved as is_improvement
 from forensics.training.nonfinite import LossGuard
 
 if TYPE_CHECKING:
@@ -268,8 +269,13 @@ def _validate(model, evaluate_val, metric: str, best: dict, epoch: int, record: 
                           f"(e.g. {', '.join(k for k in flat if k.count('/') == 1)})")
     value = flat[metric]
     record |= {f"val/{k}": v for k, v in flat.items()}
-    better = (lambda a, b: a > b) if best["mode"] == "max" else (lambda a, b: a < b)
-    improved = best["value"] is None or (not math.isnan(value) and better(value, best["value"]))
+    # An undefined value (one-class val) never beats a best; the first epoch stands in for
+    # best.pt until a defined value comes, so that a run always has one.
+    improved = is_improvement(best["value"], value, best["mode"]) or best["epoch"] is None
+    if math.isnan(value) and not best.get("warned_undefined"):
+        log.warning("val %s is undefined at epoch %d (one class in the split?): it never counts as an "
+                    "improvement; warned once", metric, epoch)
+        best["warned_undefined"] = True
     if improved:
         best |= {"value": None if math.isnan(value) else value, "epoch": epoch, "bad_epochs": 0, "val": metrics}
     else:

@@ -59,13 +59,42 @@ VIDEO_STRATEGIES: dict[str, Callable[[np.ndarray], float]] = {
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The rate at which false positives equal false negatives (from the ROC curve)."""
+    """The rate at which false positives equal false negatives, on the full ROC curve.
+
+    The ROC is taken with every threshold (``drop_intermediate=False``) and the EER is where
+    the straight segment between the two operating points around the crossing meets
+    ``fpr = fnr``. Picking the nearest operating point of the thinned-out curve instead (as
+    before) was off by up to 0.014 at FaceForensics++ test sizes.
+    """
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(labels, scores)
-    fnr = 1.0 - tpr
-    i = int(np.nanargmin(np.abs(fnr - fpr)))
-    return float((fpr[i] + fnr[i]) / 2.0)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    gap = (1.0 - tpr) - fpr  # fnr - fpr: starts at 1 (threshold above every score), ends at -1
+    after = int(np.argmax(gap <= 0))  # the first operating point at or past the crossing
+    if gap[after] == 0 or after == 0:
+        return float(fpr[after])
+    t = gap[after - 1] / (gap[after - 1] - gap[after])  # where the segment crosses gap = 0
+    return float(fpr[after - 1] + t * (fpr[after] - fpr[after - 1]))
+
+
+def balanced_accuracy(real_acc: float | None, fake_acc: float | None) -> float | None:
+    """Mean of the real and the fake accuracy (the defined ones): on FaceForensics++, with 4
+    fakes per real, a detector calling everything fake has 80% accuracy but 50% balanced."""
+    defined = [a for a in (real_acc, fake_acc) if a is not None]
+    return float(np.mean(defined)) if defined else None
+
+
+def improved(best: float | None, value: float | None, mode: str) -> bool:
+    """Whether a validation ``value`` beats the ``best`` so far (``mode``: ``max`` or ``min``).
+
+    An undefined value (``None`` or NaN: a one-class validation split has no AUC) never
+    counts as an improvement; any defined value beats no best at all.
+    """
+    if value is None or math.isnan(value):
+        return False
+    if best is None or math.isnan(best):
+        return True
+    return value > best if mode == "max" else value < best
 
 
 def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
@@ -77,8 +106,8 @@ def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] |
         scores: fake probabilities in [0, 1].
 
     Returns:
-        A dict with ``n``, ``n_real``, ``n_fake``, ``acc``, ``real_acc``, ``fake_acc``,
-        ``auc``, ``ap``, ``eer``, ``log_loss``; the ranking metrics are ``None`` (with a
+        A dict with ``n``, ``n_real``, ``n_fake``, ``acc``, ``bal_acc`` (mean of ``real_acc``
+        and ``fake_acc``), ``real_acc``, ``fake_acc``, ``auc``, ``ap``, ``eer``, ``log_loss``; the ranking metrics are ``None`` (with a
         ``note``) when only one class is present, and everything is ``None`` for no samples.
     """
     from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
@@ -88,15 +117,16 @@ def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] |
     out: dict[str, Any] = {"n": int(len(labels)), "n_real": int((labels == 0).sum()),
                            "n_fake": int((labels == 1).sum())}
     if len(labels) == 0:
-        return out | {k: None for k in ("acc", "real_acc", "fake_acc", "auc", "ap", "eer", "log_loss")} | {
+        return out | {k: None for k in ("acc", "bal_acc", "real_acc", "fake_acc", "auc", "ap", "eer", "log_loss")} | {
             "note": "no samples"}
     if (note := nonfinite_note(scores)) is not None:
         return out | {k: None for k in ("acc", "real_acc", "fake_acc", "auc", "ap", "eer", "log_loss")} | {
             "note": note}
     predicted = (scores >= threshold).astype(np.int64)
-    out["acc"] = float(accuracy_score(labels, predicted))
-    out["real_acc"] = float((predicted[labels == 0] == 0).mean()) if out["n_real"] else None
-    out["fake_acc"] = float((predicted[labels == 1] == 1).mean()) if out["n_fake"] else None
+    real_acc = float((predicted[labels == 0] == 0).mean()) if out["n_real"] else None
+    fake_acc = float((predicted[labels == 1] == 1).mean()) if out["n_fake"] else None
+    out |= {"acc": float(accuracy_score(labels, predicted)), "bal_acc": balanced_accuracy(real_acc, fake_acc),
+            "real_acc": real_acc, "fake_acc": fake_acc}
     out["log_loss"] = float(log_loss(labels, np.clip(scores, EPS, 1 - EPS), labels=[0, 1]))
     if out["n_real"] and out["n_fake"]:
         out["auc"] = float(roc_auc_score(labels, scores))

@@ -220,7 +220,7 @@ def close_run(run: Run, report: dict[str, Any], *, metric: str, artifact: str | 
 
 def eval_run(args: Any, config: dict[str, Any], manifest: str, env: DistEnv) -> tuple[Path, Any, RunLogger]:
     """For ``forensics evaluate``: the output folder (``--out``, or ``RUN/eval/<split>``), W&B
-    settings (the training run's, with ``--wandb-mode``) and run logger of an evaluation of
+    settings (the training run's, with ``--wandb-mode`` and ``--wandb-name``) and run logger of an evaluation of
     ``args.checkpoint``."""
     from forensics.training.runlog import RunLogger, WandbConfig
 
@@ -228,7 +228,7 @@ def eval_run(args: Any, config: dict[str, Any], manifest: str, env: DistEnv) -> 
     out = Path(args.out) if args.out else run / "eval" / args.split
     wandb_cfg = WandbConfig(**{k: v for k, v in config.get("wandb", {}).items() if k in WandbConfig.__dataclass_fields__})
     wandb_cfg.mode = args.wandb_mode or wandb_cfg.mode
-    wandb_cfg.name = f"{wandb_cfg.name or run.name}-eval-{args.split}"
+    wandb_cfg.name = getattr(args, "wandb_name", None) or f"{wandb_cfg.name or run.name}-eval-{args.split}"
     logger = RunLogger(out, enabled=env.is_main, config={"checkpoint": str(args.checkpoint), "manifest": str(manifest),
                                                          "split": args.split, "train_config": config},
                        wandb_cfg=wandb_cfg, job_type="eval")

@@ -109,3 +109,68 @@ def test_bad_fits_are_refused(data, tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(ForensicsError, match="not a saved steganalysis model"):
         type(model).load(tmp_path / "junk.npz")
+
+
+def videos(n_videos: int, frames: int, seed: int, noisy: bool):
+    """Frames of ``n_videos`` videos: each video one image, its frames near-duplicates of it."""
+    rng = np.random.default_rng(seed)
+    first = images(n_videos, seed, noisy).astype(np.float64)
+    stack = np.repeat(first, frames, axis=0) + rng.normal(0, 0.6, (n_videos * frames,) + first.shape[1:])
+    return np.clip(np.rint(stack), 0, 255).astype(np.uint8), np.repeat(np.arange(n_videos), frames)
+
+
+@pytest.fixture(scope="module")
+def video_data():
+    """5 real and 15 fake videos of 4 frames: FaceForensics++'s imbalance, its near-duplicate frames."""
+    real, real_ids = videos(5, 4, 20, noisy=False)
+    fake, fake_ids = videos(15, 4, 21, noisy=True)
+    features = extract_features(np.concatenate([real, fake]))
+    y = np.r_[np.zeros(len(real), int), np.ones(len(fake), int)]
+    return features, y, np.r_[real_ids, 100 + fake_ids]
+
+
+def reference_svm(features, y, cv, sample_weight=None):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    z = StandardScaler().fit_transform(features)
+    svm = LinearSVC(C=1.0, dual="auto", max_iter=10_000, random_state=0)
+    return CalibratedClassifierCV(svm, method="sigmoid", cv=cv, ensemble=False).fit(z, y, sample_weight=sample_weight), z
+
+
+def test_calibration_folds_keep_each_video_together(video_data):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from baselines.steganalysis import calibration_folds
+
+    features, y, groups = video_data
+    folds = calibration_folds(y, groups, 3, np.bincount(y))
+    assert len(folds) == 3
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test]) and set(y[test]) == {0, 1}
+    model = create_model("steganalysis").fit(features, y, groups=groups)
+    by_video, z = reference_svm(features, y, list(StratifiedGroupKFold(3).split(features, y, groups)))
+    np.testing.assert_allclose(model.predict_proba(features), by_video.predict_proba(z), atol=1e-4)
+    by_frame, _ = reference_svm(features, y, 3)  # what fit did before: a video's frames in both folds
+    assert np.abs(model.predict_proba(features) - by_frame.predict_proba(z)).max() > 3e-4
+    with pytest.raises(ForensicsError, match="2 videos of each class"):
+        create_model("steganalysis").fit(features, y, groups=np.where(y == 0, 0, groups))
+
+
+def test_balance_weights_the_svm_and_its_calibration(video_data):
+    from baselines.steganalysis import class_balance_weights
+
+    features, y, groups = video_data
+    np.testing.assert_allclose(class_balance_weights(np.array([0, 1, 1, 1]), "loss_weight", 2), [2, 2 / 3, 2 / 3, 2 / 3])
+    assert class_balance_weights(y, "none", 2) is None
+    weights = class_balance_weights(y, "sampler", 2)
+    assert weights[y == 0].sum() == pytest.approx(weights[y == 1].sum())
+
+    balanced = create_model("steganalysis").fit(features, y, balance="loss_weight")
+    reference, z = reference_svm(features, y, 3, sample_weight=weights)
+    np.testing.assert_allclose(balanced.predict_proba(features), reference.predict_proba(z), atol=1e-4)
+    plain = create_model("steganalysis").fit(features, y, balance="none")
+    assert np.abs(balanced.predict_proba(features) - plain.predict_proba(features)).max() > 1e-3
+    with pytest.raises(ForensicsError, match="balance must be one of"):
+        create_model("steganalysis").fit(features, y, balance="oversample")

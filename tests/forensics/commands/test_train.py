@@ -241,3 +241,19 @@ def test_early_stopping_amp_and_multilabel(crop_manifest, tmp_path):
     assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2
     assert set(report["test"]["labels"]["per_label_auc"]) == {"FaceSwap", "SelfBlend"}
     assert report["test"]["video"]["n"] == 12
+
+
+def test_one_class_val_keeps_the_first_best_and_warns_once(crop_manifest, tmp_path, caplog):
+    # A val split of reals only: its AUC is undefined every epoch, so no epoch improves on the
+    # first (which stands in for best.pt), and the warning comes once, not every epoch.
+    df = read_manifest(crop_manifest)
+    df["path"] = [str(crop_manifest.parent / p) for p in df["path"]]
+    write_manifest(df[(df["split"] != "val") | (df["label"] == 0)], tmp_path / "manifest.csv")
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="forensics.training.loop"):
+        assert train(tmp_path / "manifest.csv", out, "train.epochs=3") == 0
+    best = json.loads((out / "report.json").read_text())["best"]
+    assert best["epoch"] == 0 and best["value"] is None
+    assert load_checkpoint(out / "checkpoints" / "best.pt")["epoch"] == 1  # saved after epoch 0
+    warnings = [r for r in caplog.records if "undefined" in r.getMessage()]
+    assert len(warnings) == 1 and "never counts as an improvement" in warnings[0].getMessage()

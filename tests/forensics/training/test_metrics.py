@@ -8,7 +8,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from forensics.training.metrics import (ONE_CLASS_NOTE, binary_metrics, confident_strategy, detection_report,
-                               equal_error_rate, flatten, multiclass_metrics, multilabel_metrics, video_scores)
+                                        equal_error_rate, flatten, improved, multiclass_metrics,
+                                        multilabel_metrics, video_scores)
 
 
 def frames_table():
@@ -39,6 +40,58 @@ def test_eer_of_perfect_and_inverted_scores():
     labels = np.array([0, 0, 1, 1])
     assert equal_error_rate(labels, np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
     assert equal_error_rate(labels, np.array([0.9, 0.8, 0.2, 0.1])) == 1.0
+
+
+def dense_eer(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Reference EER without scikit-learn: false positive and false negative rates counted at
+    every distinct score as threshold, and the crossing of the straight segment between the
+    two thresholds around ``fpr = fnr``."""
+    real, fake = scores[labels == 0], scores[labels == 1]
+    thresholds = np.r_[np.inf, np.unique(scores)[::-1]]  # from calling nothing fake to everything
+    fpr = np.array([(real >= t).mean() for t in thresholds])
+    fnr = np.array([(fake < t).mean() for t in thresholds])
+    for i in range(1, len(thresholds)):
+        a, b = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
+        if b <= 0:
+            return float(fpr[i - 1] + (a / (a - b)) * (fpr[i] - fpr[i - 1])) if a != b else float(fpr[i])
+    raise AssertionError("no crossing")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_eer_matches_a_dense_roc_reference(seed):
+    # FaceForensics++ test sizes: 140 real and 560 fake videos; scores tied in places.
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.zeros(140, int), np.ones(560, int)]
+    scores = np.round(np.clip(rng.normal(0.35 + 0.3 * labels, 0.2), 0, 1), 3)
+    assert equal_error_rate(labels, scores) == pytest.approx(dense_eer(labels, scores), abs=1e-12)
+
+
+def test_eer_on_a_crossing_between_operating_points():
+    # One real scores above three of four fakes: the ROC goes (0, 0), (0, .25), (1, .25), ...
+    # and fnr = fpr = 0.75 on the segment between (0, .25) and (1, .25); the nearest operating
+    # point, (1, .25), alone says (1 + .75) / 2 = 0.875.
+    labels = np.array([0, 1, 1, 1, 1])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.95])
+    assert equal_error_rate(labels, scores) == pytest.approx(0.75)
+
+
+def test_balanced_accuracy_beside_accuracy():
+    labels = np.r_[np.zeros(20, int), np.ones(80, int)]
+    everything_fake = binary_metrics(labels, np.full(100, 0.9))
+    assert everything_fake["acc"] == pytest.approx(0.8) and everything_fake["bal_acc"] == pytest.approx(0.5)
+    assert list(everything_fake)[3:5] == ["acc", "bal_acc"]
+    assert binary_metrics([0, 0, 1], [0.1, 0.7, 0.9])["bal_acc"] == pytest.approx(0.75)
+    assert binary_metrics([0, 0], [0.1, 0.7])["bal_acc"] == pytest.approx(0.5)  # the one defined class
+    assert binary_metrics([], [])["bal_acc"] is None
+
+
+def test_an_undefined_validation_value_never_improves():
+    assert improved(None, 0.6, "max") and improved(0.6, 0.7, "max") and not improved(0.7, 0.6, "max")
+    assert improved(0.3, 0.2, "min") and not improved(0.2, 0.2, "min")
+    for undefined in (math.nan, None):
+        assert not improved(None, undefined, "max")
+        assert not improved(0.7, undefined, "max") and not improved(0.7, undefined, "min")
+    assert improved(math.nan, 0.1, "max")  # a best that was never defined is beaten by any value
 
 
 def test_one_class_split_reports_auc_as_undefined():
