@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "forensics.commands.benchmark",
     "evaluate": "forensics.commands.evaluate",
     "predict": "forensics.commands.predict",
+    "report": "forensics.commands.report",
 }
 
 

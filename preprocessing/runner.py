@@ -39,6 +39,7 @@ from forensics.errors import ForensicsError
 from forensics.lifetime import die_with_parent, guard_worker
 from forensics.media.faces import FaceDetector
 from forensics.data.manifest import COLUMNS, write_manifest
+from forensics.data.digest import manifest_digest
 from preprocessing.layouts import MediaItem
 from preprocessing.pipeline import (Outcome, Settings, check_settings, clean_stale, process_item, read_record,
                                     record_path, rows_from_record)
@@ -480,6 +481,7 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
                    out / manifest_name)
     summary = build_summary(outcomes, settings, time.time() - started,
                             dict(context or {}, shard=[shard_rank, shard_count], workers=workers, devices=devices))
+    summary["lineage"] = manifest_digest(out / manifest_name)  # what training runs will trace back to
     write_summary(out / summary_name, summary)
     return summary
 

@@ -48,6 +48,8 @@ def run(args) -> int:
     from forensics.training.checkpoint import load_checkpoint
     from forensics.training.detection import log_final
     from forensics.training.engine import evaluate
+    from forensics.training.gradcam import sample_explainer
+    from forensics.training.lineage import log_dataset
     from forensics.training.runlog import write_json
     from forensics.training.session import eval_loader, eval_model, eval_run
     from forensics.training.tasks import create_task, task_spec
@@ -78,6 +80,8 @@ def run(args) -> int:
     loader = eval_loader(dataset, args.batch_size, args.num_workers, env, device)
 
     out, wandb_cfg, logger = eval_run(args, config, manifest, env)
+    lineage = log_dataset(logger, manifest)  # the data's digest: report.json and W&B
+    logger.explainer = sample_explainer(model, task, build_transform(data_cfg, None), batch_preparer(data_cfg, device))
     metrics, gathered = evaluate(model, task, loader, batch_preparer(data_cfg, device))
 
     if env.is_main:
@@ -88,7 +92,7 @@ def run(args) -> int:
         predictions.to_csv(out / "predictions.csv", index=False)
         log_final(logger, args.split, metrics, gathered, dataset.meta, wandb_cfg.samples)
         report = {"checkpoint": str(args.checkpoint), "manifest": str(manifest), "split": args.split,
-                  "epoch": state.get("epoch"), args.split: metrics}
+                  "epoch": state.get("epoch"), "lineage": lineage, args.split: metrics}
         write_json(out / "report.json", report)
         video, frame = metrics["video"], metrics["frame"]
         print(f"{args.split}: {video['n']} videos, {frame['n']} crops | video AUC {_fmt(video['auc'])} "
