@@ -40,7 +40,7 @@ def save_score_plot(scores: Mapping[int, float], path: str | os.PathLike, *, fps
     if video_score is not None:
         ax.axhline(video_score, color="black", linestyle="--", linewidth=1, label=f"video {video_score:.3f}")
     ax.set(xlabel="time (s)", ylabel="p(fake)", ylim=(-0.02, 1.02), title=title)
-    ax.legend(loc="upper left", fontsize=7, ncol=3)
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -56,7 +56,7 @@ def save_frame_strip(crops: Mapping[int, np.ndarray], cams: Mapping[int, np.ndar
     order = sorted(crops, key=lambda f: -scores[f])
     k = max(1, min(count, (len(order) + 1) // 2))
     rows = [("most fake", order[:k]), ("least fake", order[::-1][:k])]
-    fig, axes = plt.subplots(2, k, figsize=(2.6 * k, 3.0), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(2, k, figsize=(2.6 * k, 3.4), dpi=100, squeeze=False)
     for r, (label, frames) in enumerate(rows):
         for c in range(k):
             ax = axes[r, c]

@@ -146,3 +146,29 @@ def sample_explainer(model: torch.nn.Module, task: Any, transform: Callable | No
         return GradCam(model, task, transform, prepare)
     except ForensicsError:
         return None
+
+
+def from_checkpoint(checkpoint: str | Any, device: str = "cpu") -> GradCam:
+    """A :class:`GradCam` of the detector in a ``forensics train`` checkpoint, fed as in evaluation.
+
+    Raises:
+        ForensicsError: not a detector checkpoint, or a model without a spatial feature map.
+    """
+    from forensics.data.transforms import batch_preparer, build_transform
+    from forensics.errors import ForensicsError
+    from forensics.models import create_model
+    from forensics.training.checkpoint import load_checkpoint, load_weights
+    from forensics.training.tasks import create_task
+
+    state = load_checkpoint(checkpoint)
+    info = state.get("model_info") or {}
+    if info.get("task") not in ("binary", "multiclass", "multilabel"):
+        raise ForensicsError(f"{checkpoint}: not a detector checkpoint of forensics train")
+    model = create_model(info["name"], num_classes=info["num_classes"], in_chans=info.get("in_chans"),
+                         drop_rate=info.get("drop_rate"), img_size=info.get("img_size"))
+    load_weights(model, state, str(checkpoint))
+    model.to(device).eval()
+    data_cfg = info["data_config"]
+    # No crop size given: every crop is resized to the input size, whatever its own size.
+    return GradCam(model, create_task(info["task"], info["classes"]), build_transform(data_cfg, None),
+                   batch_preparer(data_cfg, device))
