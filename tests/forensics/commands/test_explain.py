@@ -6,17 +6,19 @@ import pandas as pd
 
 from forensics.cli import main as cli
 from forensics.commands.predict import Predictor
+from forensics.data.manifest import read_manifest
 from forensics.media.crops import read_image
 from forensics.media.video import read_frames, video_info
-from forensics.synth import fake_path, original_path
+from forensics.synth import fake_path
+from tests.wandb_offline import wandb_history
 
 
 def test_gradcam_maps_have_the_crop_size_and_tell_real_from_fake(explained_run, crop_manifest):
     predictor = Predictor(explained_run / "checkpoints" / "best.pt", "cpu")
-    rows = pd.read_csv(crop_manifest)
-    rows = rows[(rows["split"] == "test") & (rows["frame"] == rows["frame"].min())]
+    rows = read_manifest(crop_manifest)
+    rows = rows[(rows["split"] == "test") & (rows["frame"] == 0)]
     real = rows[rows["method"] == "original"].iloc[0]
-    fake = rows[(rows["method"] == "FaceSwap") & (rows["original"].astype(str) == str(real["video"]))].iloc[0]
+    fake = rows[(rows["method"] == "FaceSwap") & (rows["original"] == real["video"])].iloc[0]  # the same face
     crops = [read_image(crop_manifest.parent / row["path"]) for row in (real, fake)]
     maps = predictor.gradcam(crops)
     assert maps.shape == (2, *crops[0].shape[:2]) and maps.dtype == np.float32
@@ -28,11 +30,19 @@ def test_gradcam_maps_have_the_crop_size_and_tell_real_from_fake(explained_run, 
 
 
 def test_predict_explain_writes_heat_map_video_strip_and_plot(explained_run, synth_root, tmp_path, capsys):
+    import wandb
+
     fake = fake_path(synth_root, "FaceSwap", "c23", "016", "017")
     out = tmp_path / "explain"
-    status = cli(["predict", "--checkpoint", str(explained_run / "checkpoints" / "best.pt"), str(fake),
-                  "--csv", str(tmp_path / "s.csv"), "--explain", str(out), "--device", "cpu"])
+    run = wandb.init(project="forensics-test", dir=str(tmp_path), mode="offline")  # e.g. a notebook's run
+    try:
+        status = cli(["predict", "--checkpoint", str(explained_run / "checkpoints" / "best.pt"), str(fake),
+                      "--csv", str(tmp_path / "s.csv"), "--explain", str(out), "--device", "cpu"])
+    finally:
+        run.finish()
     assert status == 0, capsys.readouterr().out
+    logged = {k for row in wandb_history(tmp_path) for k in row}
+    assert {f"predict/{fake.stem}/frames/_type", f"predict/{fake.stem}/scores/_type"} <= logged, logged  # images
     assert sum(1 for _ in read_frames(out / f"{fake.stem}.mp4")) == video_info(fake)[0]
     for name in (f"{fake.stem}_frames.png", f"{fake.stem}_scores.png"):
         image = read_image(out / name)
