@@ -78,7 +78,7 @@ def sample_grid(predictions: pd.DataFrame, crops_root: Path, explainer=None) -> 
                 if image is not None:
                     image = np.ascontiguousarray(image[:, :, ::-1])
                     if explainer is not None:
-                        from forensics.training.gradcam import overlay
+                        from forensics.media.heatmap import overlay
 
                         image = np.hstack([image, overlay(image, explainer([image])[0])])
                     ax.imshow(image)

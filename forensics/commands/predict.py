@@ -171,7 +171,7 @@ def annotate(path: str | os.PathLike, per_frame: dict, out: str | os.PathLike, t
 
     from forensics.media.crops import CROP_SCALE
     from forensics.media.video import VideoWriter, read_frames, video_info
-    from forensics.training.gradcam import blend_into_frame
+    from forensics.media.heatmap import blend_into_frame
 
     fps = video_info(path)[1] or 25.0
     keys = sorted(per_frame)

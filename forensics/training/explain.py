@@ -50,7 +50,7 @@ def save_score_plot(scores: Mapping[int, float], path: str | os.PathLike, *, fps
 def save_frame_strip(crops: Mapping[int, np.ndarray], cams: Mapping[int, np.ndarray], scores: Mapping[int, float],
                      path: str | os.PathLike, count: int = 4, title: str = "") -> None:
     """Two rows, the ``count`` most fake frames and the ``count`` least fake, each as crop | heat map."""
-    from forensics.training.gradcam import overlay
+    from forensics.media.heatmap import overlay
 
     plt = _plt()
     order = sorted(crops, key=lambda f: -scores[f])

@@ -345,7 +345,7 @@ def save_sample_grid(samples: Sequence[tuple[str, int, float]], path: str | os.P
 
     images = [read_image(file) for file, _, _ in samples]
     if explainer is not None:
-        from forensics.training.gradcam import overlay
+        from forensics.media.heatmap import overlay
 
         readable = [i for i, image in enumerate(images) if image is not None]
         cams = explainer([images[i] for i in readable])

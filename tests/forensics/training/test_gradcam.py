@@ -7,7 +7,8 @@ import torch
 
 from forensics.errors import ForensicsError
 from forensics.models import create_model, gradcam_layer
-from forensics.training.gradcam import blend_into_frame, fake_logit, overlay
+from forensics.media.heatmap import blend_into_frame, overlay
+from forensics.training.gradcam import fake_logit
 
 
 @pytest.mark.parametrize("name, layer", [("mobilenetv3_small_050", "blocks.5"), ("resnet18", "layer4"),
