@@ -62,7 +62,8 @@ def manifest_digest(manifest: str | os.PathLike, mode: str = "stat") -> dict[str
 
     Returns:
         ``digest`` (``sha256:<hex>`` over everything), ``mode``, ``manifest_sha256``, ``files``
-        (distinct crops listed), ``missing`` (listed but not on disk) and ``bytes`` (their total size).
+        (distinct crops listed, or tar shards when the manifest has a ``shard`` column),
+        ``missing`` (listed but not on disk) and ``bytes`` (their total size).
 
     Raises:
         ManifestError: the manifest is missing or unreadable.
@@ -74,10 +75,12 @@ def manifest_digest(manifest: str | os.PathLike, mode: str = "stat") -> dict[str
         raise ManifestError(f"{manifest}: manifest not found")
     manifest_sha = file_sha256(manifest)
     try:
-        paths = pd.read_csv(manifest, usecols=lambda c: c == "path", dtype=str, keep_default_na=False)
+        table = pd.read_csv(manifest, usecols=lambda c: c in ("path", "shard"), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         raise ManifestError(f"{manifest}: cannot read: {str(error).splitlines()[0]}") from None
-    files = list(dict.fromkeys(paths["path"])) if "path" in paths else []
+    # Crops packed in tar shards (docs/manifest.md): the shard files hold the bytes.
+    column = "shard" if "shard" in table and (table["shard"] != "").all() else "path"
+    files = list(dict.fromkeys(table[column])) if column in table else []
     root = manifest.parent
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     with ThreadPoolExecutor(THREADS) as pool:
