@@ -123,17 +123,27 @@ def share_draw(frames: pd.DataFrame, noise: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the blend
 
 def _colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """RGB shift (p 0.3), hue/saturation/value, brightness/contrast: a colour mismatch."""
-    out = image.astype(np.float32)
-    if rng.random() < 0.3:
-        out += rng.uniform(-20, 20, 3).astype(np.float32)
-    hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-5, 5)) % 180
-    hsv[..., 1:] += rng.uniform(-15, 15, 2).astype(np.float32)
-    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    alpha, beta = 1 + rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1) * 255
-    out = (out - out.mean()) * alpha + out.mean() + beta
-    return np.clip(out, 0, 255).astype(np.uint8)
+    """RGB shift (p 0.3), hue/saturation/value, brightness/contrast: a colour mismatch.
+
+    Each step is a per-channel lookup table on uint8 (``cv2.LUT``): 3-4x cheaper than the same
+    arithmetic in floats, and the loader pays it on every pseudo-fake.
+    """
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    shift = rng.uniform(-20, 20, 3) if rng.random() < 0.3 else np.zeros(3)
+    out = cv2.LUT(image, _table(levels + shift.astype(np.float32)))
+    hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
+    dh, ds, dv = rng.uniform(-5, 5), *rng.uniform(-15, 15, 2)
+    hue = np.where(levels < 180, (levels + dh) % 180, levels)  # OpenCV's 8-bit hue runs 0..179
+    hsv = cv2.LUT(hsv, _table(np.concatenate([hue, levels + ds, levels + dv], axis=1)))
+    out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    alpha, beta, mean = 1 + rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1) * 255, float(out.mean())
+    return cv2.LUT(out, _table((levels - mean) * alpha + mean + beta))
+
+
+def _table(values: np.ndarray) -> np.ndarray:
+    """A ``cv2.LUT`` table (``256 x 1 x 3`` uint8) from ``256 x 1`` or ``256 x 3`` values."""
+    values = np.broadcast_to(values, (256, 3))
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8).reshape(256, 1, 3)
 
 
 def _frequency(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -179,13 +189,18 @@ def landmark_mask(points: np.ndarray, shape: tuple[int, int], rng: np.random.Gen
     hull = face_hull(points, grow=rng.uniform(0.9, 1.1))
     mask = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(hull).astype(np.int32)), 1)
-    # Elastic deformation: a smooth random displacement field (sigma ~7 px at 224, strength ~50).
-    sigma, alpha = 7 * w / 224, 50 * w / 224
-    dx = cv2.GaussianBlur(rng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) * alpha
-    dy = cv2.GaussianBlur(rng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) * alpha
+    # Elastic deformation as albumentations' ElasticTransform(alpha=50, sigma=7) at 224 px (the
+    # paper's): uniform noise blurred by sigma, times alpha, a wobble of a pixel or two. Drawn
+    # at a quarter of the resolution (10x cheaper): a quarter of the sigma in those pixels, and a
+    # quarter of the alpha since a blur of 16x fewer samples varies 4x more.
+    qh, qw = max(1, h // 4), max(1, w // 4)
+    sigma, alpha = 7 * w / 224 / 4, 50 * (w / 224) ** 2 / 4
+    noise = rng.random((2, qh, qw), dtype=np.float32) * 2 - 1
+    field = [cv2.resize(cv2.GaussianBlur(n, (0, 0), sigma) * alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+             for n in noise]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    deformed = cv2.remap(mask.astype(np.float32), gx + dx, gy + dy, cv2.INTER_LINEAR, borderValue=0)
-    return (deformed > 0.5).astype(np.float32)
+    deformed = cv2.remap(mask, gx + field[0], gy + field[1], cv2.INTER_NEAREST, borderValue=0)
+    return deformed.astype(np.float32)
 
 
 def _odd(rng: np.random.Generator, low: int, high: int) -> int:
@@ -235,9 +250,10 @@ def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) 
         target = altered
     mask = landmark_mask(points, image.shape[:2], rng)
     source, mask = _move(source, mask, rng)
-    mask = soften_mask(mask, rng)[..., None]
-    fake = mask * source.astype(np.float32) + (1 - mask) * target.astype(np.float32)
-    return np.clip(fake + 0.5, 0, 255).astype(np.uint8), np.round(mask[..., 0] * 255).astype(np.uint8)
+    mask = soften_mask(mask, rng)
+    base = target.astype(np.float32)
+    fake = base + mask[..., None] * (source.astype(np.float32) - base)
+    return np.clip(fake + 0.5, 0, 255).astype(np.uint8), np.round(mask * 255).astype(np.uint8)
 
 
 class SelfBlender:
@@ -275,7 +291,7 @@ def transform_pair(transform: Any, image: Any, mask: Any) -> tuple[Any, Any]:
 def sample_pairs(dataset: Any, count: int = 8) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Up to ``count`` ``(real, fake, mask)`` uint8 triples of ``dataset``'s current epoch, before
     the crop augmentations (what the blend itself does)."""
-    from forensics.data.datasets import read_crop
+    from forensics.media.crops import read_image
 
     frames = dataset.frames
     twins = [i for i, row in enumerate(dataset.rows) if frames[SOURCE].iat[int(row)] >= 0]
@@ -283,7 +299,7 @@ def sample_pairs(dataset: Any, count: int = 8) -> list[tuple[np.ndarray, np.ndar
     out = []
     for index in picks:
         row = int(dataset.rows[index])
-        real = read_crop(frames["file"].iat[row]).permute(1, 2, 0).numpy()
+        real = read_image(frames["file"].iat[row])
         fake, mask = dataset.blend(row, real, index)
         out.append((real, fake, mask))
     return out

@@ -107,6 +107,10 @@ def build(cfg: TrainConfig, run: Run) -> Setup:
     if cfg.model.sync_bn and run.env.distributed and run.device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     start_logging(run, cfg)
+    if run.env.is_main and not run.eval_only and run.state is None:
+        from forensics.data.sbi import log_pairs
+
+        log_pairs(run.logger, train_set)  # self-blended pairs (real, fake, mask) when data.pseudo_fakes
     return Setup(cfg, run, data, model, info, batch_preparer(data_cfg, run.device, channels_last=channels_last),
                  autocast_dtype(cfg.train.amp), train_set, eval_sets, loaders)
 
