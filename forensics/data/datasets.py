@@ -174,7 +174,8 @@ class CropDataset(Dataset):
             positions = filter_manifest(self.frames.assign(_row=np.arange(len(self.frames))),
                                         frames_per_video=k)["_row"]
             rows = np.sort(positions.to_numpy())
-        self.rows = rows
+        # With self-blended twins, each twin follows its real: TrainSampler keeps them together.
+        self.rows, self.blocks = sbi.pair_rows(self.frames, rows)
 
     @property
     def meta(self) -> pd.DataFrame:
@@ -242,7 +243,11 @@ class TrainSampler(DistributedSampler):
         self.start = 0
 
     def __iter__(self):
-        if not self.balanced:
+        blocks = getattr(self.dataset, "blocks", None)
+        if blocks is not None and not self.balanced:  # (real, self-blended twin) pairs share a batch
+            indices = sbi.shuffle_blocks(blocks, self.seed + self.epoch, self.rank, self.num_replicas,
+                                         self.num_samples)
+        elif not self.balanced:
             indices = list(super().__iter__())
         else:
             classes = self.dataset.class_of_rows()

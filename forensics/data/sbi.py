@@ -120,6 +120,44 @@ def share_draw(frames: pd.DataFrame, noise: np.ndarray) -> np.ndarray:
     return noise
 
 
+def pair_rows(frames: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """An epoch's ``rows`` reordered so that each twin follows its real, and the index blocks
+    (a pair, or one row) that :class:`~forensics.data.datasets.TrainSampler` shuffles whole;
+    ``rows`` unchanged and ``None`` without twins."""
+    if SOURCE not in frames.columns:
+        return rows, None
+    source = frames[SOURCE].to_numpy()
+    served = set(rows.tolist())
+    twin_of = {int(source[r]): int(r) for r in rows if source[r] >= 0 and int(source[r]) in served}
+    ordered: list[int] = []
+    blocks: list[np.ndarray] = []
+    for r in rows:
+        if source[r] >= 0 and int(source[r]) in served:
+            continue  # placed after its real
+        block = [int(r)] + ([twin_of[int(r)]] if int(r) in twin_of else [])
+        blocks.append(np.arange(len(ordered), len(ordered) + len(block)))
+        ordered += block
+    return np.asarray(ordered, dtype=np.int64), blocks
+
+
+def shuffle_blocks(blocks: list[np.ndarray], seed: int, rank: int, replicas: int, count: int) -> list[int]:
+    """This rank's ``count`` indices: blocks shuffled by ``seed`` (as ``DistributedSampler`` seeds
+    ``seed + epoch``) and dealt whole, each to the rank with the fewest indices so far, so a real
+    and its twin share a rank and, in order, a batch, as the paper's batches of "16 real + 16 SBI"
+    do. Ranks then differ by at most 2 indices: cycled to ``count`` (DistributedSampler's
+    padding) or cut to it (at most one crop of the epoch left out)."""
+    import torch
+
+    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed)).tolist()
+    dealt: list[list[int]] = [[] for _ in range(replicas)]
+    for b in order:
+        min(dealt, key=len).extend(int(i) for i in blocks[b])  # min: the first of equals
+    mine = dealt[rank]
+    if not mine:
+        return []
+    return (mine * (count // len(mine) + 1))[:count]
+
+
 # ----------------------------------------------------------------------------- the blend
 
 def _colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

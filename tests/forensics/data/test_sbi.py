@@ -107,3 +107,40 @@ def test_pair_grid_is_written(crop_manifest, tmp_path):
     grid = read_image(tmp_path / "pairs.png")
     assert grid.shape == (3 * 224, 3 * 224, 3)
     assert not np.array_equal(grid[:224, :224], grid[:224, 224:448])  # real vs fake differ
+
+
+def _table(videos: int = 6, frames: int = 5):
+    """Frame rows as load_frames gives them (no files are read by the draw or the sampler)."""
+    import pandas as pd
+
+    rows = [dict(path=f"{v}/{f}.png", dataset="d", video=f"{v:03d}", frame=f, label=int(m != "original"), method=m,
+                 compression="c23", split="train", original="", x0=0.0, y0=0.0, x1=1.0, y1=1.0, score=1.0,
+                 **{c: 50.0 + i for i, c in enumerate(LANDMARK_COLUMNS)})
+            for m in ("original", "FaceSwap") for v in range(videos) for f in range(frames)]
+    df = pd.DataFrame(rows)
+    df["video_key"] = df["dataset"] + "/" + df["method"] + "/" + df["compression"] + "/" + df["video"]
+    df["file"] = df["path"]
+    return df
+
+
+def test_a_real_and_its_twin_share_a_batch_and_a_rank():
+    from forensics.data.datasets import TrainSampler
+
+    frames = sbi.add_pseudo_fakes(_table(), "sbi", "m.csv", 224)
+    dataset = CropDataset(frames, frames["label"].to_numpy(np.float32), frames_per_video=3, resample=True)
+    source = frames[sbi.SOURCE].to_numpy()
+    per_rank = []
+    for rank in (0, 1):
+        sampler = TrainSampler(dataset, num_replicas=2, rank=rank, seed=4)
+        sampler.set_epoch(2)
+        indices = list(sampler)
+        again = TrainSampler(dataset, num_replicas=2, rank=rank, seed=4)
+        again.set_epoch(2)
+        assert indices == list(again) and len(indices) == len(sampler)  # the same on every run
+        rows = dataset.rows[indices]
+        for i, row in enumerate(rows):
+            if source[row] >= 0:  # every twin comes right after its real, in the same rank
+                assert i > 0 and rows[i - 1] == source[row]
+        per_rank.append(set(indices))
+    assert not per_rank[0] & per_rank[1] and len(per_rank[0] | per_rank[1]) >= len(dataset) - 1
+    assert len(dataset) == 6 * 3 * 3  # 3 frames of each real, fake and twin video
