@@ -23,13 +23,14 @@ methods and datasets. Their recipe, as we follow it here (our own code, numpy/Op
 
 How pairs enter an epoch (:func:`add_pseudo_fakes`): every real row with usable landmarks gets a
 twin row (``method`` ``sbi``, label 1) pointing at it; :class:`forensics.data.datasets.CropDataset`
-turns a twin into the self-blended image of its real crop. The real and its twin draw the same
-frames each epoch and are two indices of the dataset, so the sampler, the batches, the task's
-targets and class weights, DDP sharding and mid-epoch resume all work unchanged; the blend is
-seeded by ``(seed, epoch, index)`` like every augmentation, so every rank and a resumed run
-draw the same pseudo-fakes. (The paper puts each real and its fake in one batch; here they
-are shuffled apart like any two crops, which changes which crops share a batch, not what the
-model sees in an epoch.)
+turns a twin into the self-blended image of its real crop. A real and its twin draw the same
+frames each epoch and sit side by side in the epoch's rows (:func:`pair_rows`);
+:class:`~forensics.data.datasets.TrainSampler` shuffles such pairs whole and deals them whole to
+the ranks (:func:`shuffle_blocks`), so a real and its fake share a batch, as in the paper's
+batches of 16 reals and their 16 self-blends. They are two indices of the dataset, so the
+engine, the batch collation, the task's targets and class weights and mid-epoch resume all work
+unchanged; the blend is seeded by ``(seed, epoch, index)`` like every augmentation, and the pair
+shuffle by ``seed + epoch``, so every rank and a resumed run draw the same pseudo-fakes.
 """
 
 from __future__ import annotations
