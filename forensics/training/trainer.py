@@ -112,6 +112,10 @@ def build(cfg: TrainConfig, run: Run) -> Setup:
     prepare = batch_preparer(data_cfg, run.device, channels_last=channels_last)
     log_dataset(run.logger, cfg.data.manifest)  # the data's digest: run.logger.lineage, report.json and W&B
     run.logger.explainer = sample_explainer(model, data.task, getattr(data, "eval_transform", None), prepare)
+    if run.env.is_main and not run.eval_only and run.state is None:
+        from forensics.data.sbi import log_pairs
+
+        log_pairs(run.logger, train_set)  # self-blended pairs (real, fake, mask) when data.pseudo_fakes
     return Setup(cfg, run, data, model, info, prepare, autocast_dtype(cfg.train.amp), train_set, eval_sets, loaders)
 
 
