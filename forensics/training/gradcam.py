@@ -99,7 +99,7 @@ class GradCam:
 def sample_explainer(model: torch.nn.Module, task: Any, transform: Callable | None,
                      prepare: Callable) -> GradCam | None:
     """A :class:`GradCam` for the sample grids of a run, or ``None`` where there is nothing to
-    explain (a plug-in task such as keypoints, a model without a spatial feature map)."""
+    explain (a regression task, a model without a spatial feature map)."""
     from forensics.errors import ForensicsError
 
     if transform is None or getattr(task, "kind", None) not in ("binary", "multiclass", "multilabel"):

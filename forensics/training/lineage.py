@@ -38,7 +38,7 @@ def data_lineage(manifest: str | os.PathLike) -> dict[str, Any]:
     """The manifest (absolute path), its digest now, and whether preprocessing wrote the same one.
 
     ``matches_preprocess`` is ``None`` when there is no ``summary.json`` with a digest (a
-    manifest made by hand or by ``refiner apply``), ``False`` when crops or manifest changed
+    manifest made by hand or by another command), ``False`` when crops or manifest changed
     since ``forensics preprocess`` wrote it.
     """
     manifest = Path(manifest).resolve()
