@@ -96,6 +96,8 @@ class BayarStamm(HeadModule):
         drop_rate: dropout on the hidden fully connected layers.
     """
 
+    gradcam_layer = "features"  # the 48-channel map after the last pooling
+
     def __init__(self, num_classes: int = 1, in_chans: int = 3, img_size: int = 224,
                  hidden: int = 4096, drop_rate: float = 0.5) -> None:
         super().__init__()

@@ -122,6 +122,8 @@ class Cozzolino(HeadModule):
         drop_rate: dropout before the classifier.
     """
 
+    gradcam_layer = None  # co-occurrence histograms: no spatial map
+
     def __init__(self, num_classes: int = 1, in_chans: int = 3, q: float = 3.0, softness: float = 0.25,
                  trainable_descriptor: bool = True, drop_rate: float = 0.0) -> None:
         super().__init__()

@@ -89,6 +89,8 @@ class MesoNet(HeadModule):
         inception: build MesoInception-4 instead of Meso-4.
     """
 
+    gradcam_layer = "features"  # the last convolution block, before the 8x8 pooling
+
     def __init__(self, num_classes: int = 1, in_chans: int = 3, drop_rate: float = 0.5,
                  inception: bool = False) -> None:
         super().__init__()

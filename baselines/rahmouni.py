@@ -56,6 +56,8 @@ class Rahmouni(HeadModule):
         drop_rate: dropout after it (paper: keep probability 0.65).
     """
 
+    gradcam_layer = "features"  # full-resolution convolutions, before the statistics
+
     def __init__(self, num_classes: int = 1, in_chans: int = 3, filters: Sequence[int] = (32, 64),
                  hidden: int = 1024, drop_rate: float = 0.35) -> None:
         super().__init__()

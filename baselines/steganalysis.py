@@ -225,6 +225,8 @@ class SteganalysisSVM(HeadModule):
         C: the SVM's regularisation constant.
     """
 
+    gradcam_layer = None  # SRM co-occurrence features: no spatial map
+
     def __init__(self, num_classes: int = 1, in_chans: int = 3, C: float = 1.0) -> None:
         super().__init__()
         self.num_classes = num_classes

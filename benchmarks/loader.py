@@ -9,13 +9,16 @@ It measures, on the same crops:
 2. decode + default augmentations in one process: crops/s per core;
 3. decode in the worker with ``data.augment.device: gpu`` (augmentation moved to the batch on
    the device), and that batch augmentation's cost on CPU tensors where no GPU is at hand;
-4. the real ``DataLoader`` (``CropDataset`` + ``TrainSampler``, batch 32) with 1..N workers:
-   crops/s in all and per worker.
+4. self-blended images (``data.pseudo_fakes=sbi``, :mod:`forensics.data.sbi`): decode + blend
+   + augmentations of the pseudo-fake twins alone, in one process, beside 2.;
+5. the real ``DataLoader`` (``CropDataset`` + ``TrainSampler``, batch 32) with 1..N workers:
+   crops/s in all and per worker (``--sbi``: with a self-blended twin of every real crop).
 
 Usage::
 
     python benchmarks/loader.py                       # 1024 generated 224x224 PNG crops
     python benchmarks/loader.py --manifest OUT/manifest.csv --workers 1 2 4
+    python benchmarks/loader.py --sbi                 # the DataLoader with SBI twins
 
 Without a manifest, crops are cut from scikit-image's astronaut photo with random shifts,
 scales and colour, and written as preprocessing writes them (lossless PNG, zlib level 1;
@@ -41,8 +44,8 @@ def make_crops(folder: Path, count: int, size: int = 224, compression: int = 1) 
     import pandas as pd
     from skimage import data
 
-    from forensics.media.crops import crop_face, write_png
-    from forensics.data.manifest import write_manifest
+    from forensics.data.manifest import LANDMARK_COLUMNS, write_manifest
+    from forensics.media.crops import crop_face, points_to_crop, write_png
 
     photo = data.astronaut()
     rng = np.random.default_rng(0)
@@ -54,12 +57,19 @@ def make_crops(folder: Path, count: int, size: int = 224, compression: int = 1) 
         rel = f"crops/{i // 32:03d}/{i % 32:04d}.png"
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         write_png(folder / rel, crop, compression=compression)
+        # Landmarks where the face's features are, relative to its box (for the SBI rates).
+        points = points_to_crop(box[:2] + np.asarray(RELATIVE_LANDMARKS) * (box[2:] - box[:2]), box, size)
         rows.append(dict(path=rel, dataset="bench", video=f"{i // 32:03d}", frame=i % 32, label=i % 2,
                          method="FaceSwap" if i % 2 else "original", compression="c23", split="train",
-                         original="", x0=0.0, y0=0.0, x1=1.0, y1=1.0, score=float("nan")))
+                         original="", x0=0.0, y0=0.0, x1=1.0, y1=1.0, score=float("nan"),
+                         **dict(zip(LANDMARK_COLUMNS, points.reshape(-1)))))
     write_manifest(pd.DataFrame(rows), folder / "manifest.csv")
     cv2.setNumThreads(0)
     return folder / "manifest.csv"
+
+
+#: Eyes, nose and mouth corners as fractions of a face box (those of the synthetic faces).
+RELATIVE_LANDMARKS = [[0.28, 0.376], [0.72, 0.376], [0.5, 0.595], [0.31, 0.778], [0.69, 0.778]]
 
 
 def rate(fn, items, repeat: int = 2) -> tuple[float, float]:
@@ -78,6 +88,25 @@ def rate(fn, items, repeat: int = 2) -> tuple[float, float]:
     return wall, cpu
 
 
+def sbi_rate(frames, manifest: str, size: int, transform, required: bool):
+    """Print the one-core rate of self-blended twins; the frames with twins (``None`` without landmarks)."""
+    import numpy as np
+
+    from forensics.data.datasets import CropDataset
+    from forensics.data.manifest import landmarks_of
+    from forensics.data.sbi import SOURCE, add_pseudo_fakes
+
+    if landmarks_of(frames) is None:
+        if required:
+            raise SystemExit(f"{manifest}: no landmark columns: --sbi needs a manifest made by forensics preprocess")
+        return None
+    blended = add_pseudo_fakes(frames, "sbi", manifest, size)
+    twins = CropDataset(blended, blended["label"].to_numpy(), transform)
+    wall, cpu = rate(twins.__getitem__, list(np.flatnonzero(blended[SOURCE].to_numpy() >= 0)))
+    print(f"{'SBI twin + augmentations (one core)':34s}{wall:11.0f} /s {cpu:13.0f} /s")
+    return blended
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", help="crop manifest (default: generate --count crops)")
@@ -87,6 +116,7 @@ def main() -> None:
     parser.add_argument("--model", default="mobilenetv3_small_100", help="its pretrained config sets input size")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sbi", action="store_true", help="DataLoader with a self-blended twin of every real crop")
     args = parser.parse_args()
 
     import cv2
@@ -139,9 +169,12 @@ def main() -> None:
     print(f"{'batch augmentation on CPU tensors':34s}{'':16s}{len(batch) / (time.process_time() - start):13.0f} /s"
           "   (no GPU here: the pixel work a GPU would do)")
 
+    blended = sbi_rate(frames, str(manifest), size, transform, args.sbi)
+
     import resource
 
-    dataset = CropDataset(frames, frames["label"].to_numpy(), transform)
+    served = blended if args.sbi else frames
+    dataset = CropDataset(served, served["label"].to_numpy(), transform)
     for workers in args.workers:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         sampler = TrainSampler(dataset)

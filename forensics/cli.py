@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "forensics.commands.evaluate",
     "predict": "forensics.commands.predict",
     "weights": "forensics.commands.weights",
+    "report": "forensics.commands.report",
 }
 
 

@@ -168,4 +168,7 @@ def write_run_info(cfg: Any, run_dir: str | os.PathLike) -> None:
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
+    sweep = os.environ.get("WANDB_SWEEP_ID")
+    if sweep:  # started by `wandb agent` (docs/training.md): the sweep and the run it made
+        info["wandb_sweep"] = {"id": sweep, "run": os.environ.get("WANDB_RUN_ID")}
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2) + "\n")

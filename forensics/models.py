@@ -193,3 +193,31 @@ def _in_chans(model: nn.Module) -> int:
         if isinstance(module, nn.Conv2d):
             return module.in_channels
     return int(getattr(model, "pretrained_cfg", {}).get("input_size", (3,))[0])
+
+
+def gradcam_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM explains (:mod:`forensics.training.gradcam`): the last spatial feature map.
+
+    A model may declare it as ``gradcam_layer``, a submodule name (our baselines do), or
+    ``None`` when it has no spatial map (histogram or SVM features). A timm model's is the
+    last stage of its ``feature_info`` (the last convolutional block, stride 32; a vision
+    transformer's last block's first norm); anything else falls back to its last convolution.
+
+    Raises:
+        ForensicsError: the model declares no spatial map, or has no convolution at all.
+    """
+    declared = getattr(model, "gradcam_layer", "")
+    if declared is None:
+        raise ForensicsError(f"{type(model).__name__} has no spatial feature map: Grad-CAM cannot explain it")
+    if declared:
+        return model.get_submodule(declared)
+    info = getattr(model, "feature_info", None)
+    if info:
+        layer = model.get_submodule(info[-1]["module"])
+        # A vision transformer's last block only feeds the class token on: its patch tokens get
+        # no gradient. Its first norm does (pytorch-grad-cam's recipe for ViTs).
+        return getattr(layer, "norm1", layer)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ForensicsError(f"{type(model).__name__} has no convolution: Grad-CAM cannot explain it")
+    return convs[-1]

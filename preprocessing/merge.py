@@ -19,6 +19,7 @@ import pandas as pd
 
 from forensics.errors import ForensicsError
 from forensics.data.manifest import read_manifest, write_manifest
+from forensics.data.digest import manifest_digest
 from preprocessing.runner import SORT_COLUMNS
 from preprocessing.summary import merge_summaries, write_summary
 
@@ -69,6 +70,7 @@ def merge_shards(out: str | os.PathLike) -> pd.DataFrame:
         else:
             log.warning("%s missing: the merged summary leaves shard %d out", path.name, k)
     if summaries:
-        write_summary(out / "summary.json", merge_summaries(summaries))
+        write_summary(out / "summary.json", {**merge_summaries(summaries),
+                                             "lineage": manifest_digest(out / "manifest.csv")})
     log.info("merged %d shards: %d crops in %s", count, len(merged), out / "manifest.csv")
     return merged

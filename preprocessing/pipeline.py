@@ -17,6 +17,15 @@ Fakes reuse their original's boxes: a FaceForensics++ fake is its target video w
 face replaced, frame for frame, so the original's boxes are valid on it, and cropping both
 with the same boxes gives pixel-aligned real/fake pairs (what mask-guided methods and the
 refiner need). The fake is then sampled at the original's frames.
+
+Every row also carries the subject's five facial landmarks (MTCNN O-Net's, see
+:mod:`forensics.media.faces`) in the crop's own pixels (``lm0_x ... lm4_y``, NaN where
+unknown), what landmark-based augmentations such as self-blended images need. A fake that
+reuses its original's boxes also gets its original's landmarks, not points detected on its
+own frame: the pair is pixel-aligned outside the manipulated region, and inside it the
+original's points are the ground truth of where the face is, whereas points found on the
+fake would follow the forgery (and a fake would need the detector it otherwise never runs).
+The record keeps them in frame pixels (``landmarks``, one ``frame -> 10 values`` map per track).
 """
 
 from __future__ import annotations
@@ -36,7 +45,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from forensics.atomic import atomic_dir, atomic_write_text
-from forensics.media.crops import CROP_SCALE, CROP_SIZE, crop_face, read_image, write_png
+from forensics.data.manifest import LANDMARK_COLUMNS
+from forensics.media.crops import CROP_SCALE, CROP_SIZE, crop_face, points_to_crop, read_image, write_png
 from forensics.errors import ForensicsError
 from forensics.media.faces import MIN_SCORE, THRESHOLDS, box_area, track_faces
 from forensics.media.shots import frame_signature, shot_starts
@@ -130,7 +140,7 @@ class Outcome:
 class Detector(Protocol):
     """What :func:`process_item` needs of a face detector (:class:`forensics.media.faces.FaceDetector`)."""
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+    def detect(self, frames: Sequence[np.ndarray], landmarks: bool = False) -> list[np.ndarray]: ...
 
 
 def crops_dir(out: Path, item: MediaItem) -> Path:
@@ -188,12 +198,27 @@ def process_item(item: MediaItem, settings: Settings, out: Path, detector: Detec
     return outcome
 
 
-def _row(item: MediaItem, video: str, frame: int, path: str, box: np.ndarray, mask: str, face: int) -> dict[str, Any]:
+def _row(item: MediaItem, video: str, frame: int, path: str, box: np.ndarray, mask: str, face: int,
+         points: np.ndarray | None = None, crop: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A manifest row; ``points`` are 10 landmark values ``x, y, ...`` in frame pixels (or ``None``)."""
     score = float(box[4]) if len(box) > 4 and not math.isnan(box[4]) else float("nan")
-    return {"path": path, "dataset": item.dataset, "video": video, "frame": int(frame), "label": item.label,
-            "method": item.method, "compression": item.compression, "split": item.split,
-            "original": item.original, "x0": float(box[0]), "y0": float(box[1]), "x1": float(box[2]),
-            "y1": float(box[3]), "score": score, "mask": mask, "face": face}
+    row = {"path": path, "dataset": item.dataset, "video": video, "frame": int(frame), "label": item.label,
+           "method": item.method, "compression": item.compression, "split": item.split,
+           "original": item.original, "x0": float(box[0]), "y0": float(box[1]), "x1": float(box[2]),
+           "y1": float(box[3]), "score": score, "mask": mask, "face": face}
+    in_crop = np.full(10, np.nan)
+    if points is not None and crop is not None:
+        pts = np.array([np.nan if v is None else v for v in points], np.float64).reshape(5, 2)
+        in_crop = points_to_crop(pts, box, crop["size"], crop["scale"]).reshape(10)
+    row.update({name: float(v) for name, v in zip(LANDMARK_COLUMNS, in_crop)})
+    return row
+
+
+def _frame_points(dets: np.ndarray) -> np.ndarray:
+    """Landmarks (10 values per row) of ``(n, >=15)`` detections; NaN for detectors without them."""
+    if dets.shape[1] >= 15:
+        return dets[:, 5:15]
+    return np.full((len(dets), 10), np.nan)
 
 
 class _MaskReader:
@@ -237,9 +262,12 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
     if num_frames <= 0:
         raise ForensicsError(f"{item.path}: video has zero frames")
     reuse = original is not None and bool(original.get("tracks"))
+    points: list[dict[int, Any]] = []
     if reuse:
         indices = [i for i in original["sampled"] if i < num_frames]
         tracks = [{int(f): np.array(b, dtype=float) for f, b in t.items()} for t in original["tracks"]]
+        # The original's landmarks (see the module docstring); records made before they were kept have none.
+        points = [{int(f): p for f, p in t.items()} for t in original.get("landmarks", [])]
     else:
         indices = sample_indices(num_frames, settings.sampling, settings.frames, settings.stride)
     asked = settings.asked if settings.asked is not None else len(indices)
@@ -265,10 +293,12 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
                     mask = masks.get(index)
                     for k, track in enumerate(tracks if settings.all_faces else tracks[:1]):
                         if index in track:
-                            rows.append(_write_crop(tmp, rel, item, index, frame, mask, track[index], k, crop))
+                            lm = points[k].get(index) if k < len(points) else None
+                            rows.append(_write_crop(tmp, rel, item, index, frame, mask, track[index], k, crop,
+                                                    points=lm))
                 continue
             tick = time.perf_counter()
-            found = detector.detect([frame for _, frame in chunk])
+            found = detector.detect([frame for _, frame in chunk], landmarks=True)
             stages["detect"] += time.perf_counter() - tick
             for (index, frame), dets in zip(chunk, found):
                 mask = masks.get(index)
@@ -278,12 +308,14 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
                 # flight bounds memory for the "all frames" sampling of long videos.
                 for j, det in enumerate(dets):
                     _write_crop(tmp, rel, item, index, frame, mask, det, None, crop, provisional=j)
-                detections[index] = np.concatenate([dets, np.arange(len(dets))[:, None]], axis=1)
+                # Columns: box and score, 10 landmark values, provisional crop number.
+                detections[index] = np.concatenate([dets[:, :5], _frame_points(dets),
+                                                    np.arange(len(dets))[:, None]], axis=1)
         if decoded == 0:
             raise ForensicsError(f"{item.path}: no frame could be decoded")
         cuts = list(original.get("cuts", [])) if reuse else shot_starts(signatures)
         if not reuse:
-            tracks, rows = _commit_tracks(tmp, rel, item, detections, settings, cuts)
+            tracks, points, rows = _commit_tracks(tmp, rel, item, detections, settings, crop, cuts)
         record = {
             "key": item.key, "video": str(item.path), "mask": str(item.mask) if item.mask else "",
             "num_frames": num_frames, "fps": fps, "width": width, "height": height,
@@ -292,6 +324,8 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
             "cuts": cuts,  # sampled frames that start a new shot: no track crosses one
             "tracks": [{str(f): [None if math.isnan(v) else float(v) for v in box[:5]]
                         for f, box in sorted(t.items())} for t in tracks],
+            "landmarks": [{str(f): [None if v is None or math.isnan(v) else float(v) for v in p]
+                           for f, p in sorted(t.items())} for t in points],
             "rows": rows,
         }
     faces = len({r["frame"] for r in rows if r["face"] == 0})
@@ -303,41 +337,42 @@ def _process_video(item: MediaItem, settings: Settings, out: Path, detector: Det
 
 
 def _write_crop(tmp: Path, rel: str, item: MediaItem, index: int, frame: np.ndarray, mask: np.ndarray | None,
-                box: np.ndarray, face: int | None, crop: dict[str, Any], provisional: int | None = None
-                ) -> dict[str, Any]:
+                box: np.ndarray, face: int | None, crop: dict[str, Any], provisional: int | None = None,
+                points: Any = None) -> dict[str, Any]:
     name = f"{index:04d}" + (f".{provisional}" if provisional is not None else "") + (f"_face{face}" if face else "")
     write_png(tmp / f"{name}.png", crop_face(frame, box, **crop))
     if mask is not None:
         write_png(tmp / f"{name}_mask.png", crop_face(mask, box, **crop))
     return _row(item, item.video, index, f"{rel}/{name}.png", box,
-                f"{rel}/{name}_mask.png" if mask is not None else "", face or 0)
+                f"{rel}/{name}_mask.png" if mask is not None else "", face or 0, points, crop)
 
 
 def _commit_tracks(tmp: Path, rel: str, item: MediaItem, detections: dict[int, np.ndarray],
-                   settings: Settings, cuts: Sequence[int] = ()
-                   ) -> tuple[list[dict[int, np.ndarray]], list[dict[str, Any]]]:
+                   settings: Settings, crop: dict[str, Any], cuts: Sequence[int] = ()
+                   ) -> tuple[list[dict[int, np.ndarray]], list[dict[int, np.ndarray]], list[dict[str, Any]]]:
     """Pick the subject, rename its provisional crops (others' too with ``all_faces``), drop the rest.
 
     Tracks end at shot cuts (``cuts``): after a cut the subject's track is another track,
-    so the subject's crops come from one shot and never silently from two people.
+    so the subject's crops come from one shot and never silently from two people. Returns the
+    tracks' boxes and landmarks (frame pixels) and the kept crops' rows.
     """
     tracks = [t.boxes for t in track_faces(detections, cuts=cuts)]
     rows = []
     for k, track in enumerate(tracks if settings.all_faces else tracks[:1]):
         for index, det in sorted(track.items()):
-            j = int(det[5])
+            j = int(det[15])
             name = f"{index:04d}" + (f"_face{k}" if k else "")
             os.replace(tmp / f"{index:04d}.{j}.png", tmp / f"{name}.png")
             has_mask = (tmp / f"{index:04d}.{j}_mask.png").exists()
             if has_mask:
                 os.replace(tmp / f"{index:04d}.{j}_mask.png", tmp / f"{name}_mask.png")
             rows.append(_row(item, item.video, index, f"{rel}/{name}.png", det,
-                             f"{rel}/{name}_mask.png" if has_mask else "", k))
+                             f"{rel}/{name}_mask.png" if has_mask else "", k, det[5:15], crop))
     for leftover in tmp.glob("*.*.png"):  # provisional crops of faces that are not kept
         if leftover.name.count(".") == 2:
             leftover.unlink()
     rows.sort(key=lambda r: (r["frame"], r["face"]))
-    return [{f: d[:5] for f, d in t.items()} for t in tracks], rows
+    return [{f: d[:5] for f, d in t.items()} for t in tracks], [{f: d[5:15] for f, d in t.items()} for t in tracks], rows
 
 
 def _commit_record(out: Path, key: str, record: dict[str, Any], sampled: int, decoded: int, faces: int,
@@ -360,8 +395,9 @@ def _nan_to_none(value: Any) -> Any:
 
 
 def rows_from_record(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest rows of a committed record (``None`` scores back to NaN)."""
-    return [{k: (float("nan") if k == "score" and v is None else v) for k, v in row.items()}
+    """The manifest rows of a committed record (``None`` scores and landmarks back to NaN)."""
+    nan_ok = {"score", *LANDMARK_COLUMNS}
+    return [{k: (float("nan") if k in nan_ok and v is None else v) for k, v in row.items()}
             for row in record.get("rows", [])]
 
 
@@ -377,17 +413,19 @@ def _process_images(item: MediaItem, settings: Settings, out: Path, detector: De
             if image is None:
                 failed.append(f"{image_id}: not a readable image")
                 continue
+            points = None
             if given is not None:
                 box = np.array([*given, np.nan])
             else:
-                dets = detector.detect([image])[0]
+                dets = detector.detect([image], landmarks=True)[0]
                 if len(dets) == 0:
                     continue
-                box = dets[np.argmax(box_area(dets) * dets[:, 4])]
+                best = int(np.argmax(box_area(dets) * dets[:, 4]))
+                box, points = dets[best, :5], _frame_points(dets)[best]
             name = Path(image_id).name
             write_png(tmp / f"{name}.png", crop_face(image, box, **crop))
             boxes[image_id] = [None if math.isnan(v) else float(v) for v in box]
-            rows.append(_row(item, image_id, 0, f"{rel}/{name}.png", box, "", 0))
+            rows.append(_row(item, image_id, 0, f"{rel}/{name}.png", box, "", 0, points, crop))
         record = {"key": item.key, "images": len(item.images), "boxes": boxes, "failed": failed, "rows": rows}
     if failed:
         log.warning("%s: %d unreadable images, e.g. %s", item.key, len(failed), failed[0])

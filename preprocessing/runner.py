@@ -38,7 +38,8 @@ from forensics.distributed import shard
 from forensics.errors import ForensicsError
 from forensics.lifetime import die_with_parent, guard_worker
 from forensics.media.faces import FaceDetector
-from forensics.data.manifest import COLUMNS, write_manifest
+from forensics.data.manifest import COLUMNS, LANDMARK_COLUMNS, write_manifest
+from forensics.data.digest import manifest_digest
 from preprocessing.layouts import MediaItem
 from preprocessing.pipeline import (Outcome, Settings, check_settings, clean_stale, process_item, read_record,
                                     record_path, rows_from_record)
@@ -47,7 +48,7 @@ from preprocessing.summary import build_summary, write_summary
 log = logging.getLogger(__name__)
 
 #: Manifest extras written by preprocessing: the mask crop (or "") and the face index (0: subject).
-EXTRA_COLUMNS = ("mask", "face")
+EXTRA_COLUMNS = ("mask", "face", *LANDMARK_COLUMNS)
 SORT_COLUMNS = ["dataset", "method", "compression", "video", "frame", "face"]
 
 
@@ -104,9 +105,9 @@ def _serve_detector(settings: Settings, device: str, requests: Any, replies: Seq
     die_with_parent()
     detector = _detector(settings, device)
     while (message := requests.get()) is not None:
-        slot, request, batch = message
+        slot, request, batch, landmarks = message
         try:
-            replies[slot].put((request, "ok", detector.detect(batch)))
+            replies[slot].put((request, "ok", detector.detect(batch, landmarks=landmarks)))
         except Exception as error:  # a bad batch must not take the device down for everyone
             replies[slot].put((request, "error", f"{type(error).__name__}: {error}"))
 
@@ -118,7 +119,7 @@ class RemoteDetector:
         self.requests, self.reply, self.slot, self.timeout = requests, reply, slot, timeout
         self._count = 0
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def detect(self, frames: Sequence[np.ndarray], landmarks: bool = False) -> list[np.ndarray]:
         if len(frames) == 0:
             return []
         # Requests are numbered: the reply slot may have served a worker that died, and a late
@@ -126,7 +127,7 @@ class RemoteDetector:
         self._count += 1
         request = (os.getpid(), self._count)
         # Full-resolution frames travel: MTCNN's refinement stages crop them (see forensics.media.faces).
-        self.requests.put((self.slot, request, np.stack(frames)))
+        self.requests.put((self.slot, request, np.stack(frames), landmarks))
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -480,6 +481,7 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
                    out / manifest_name)
     summary = build_summary(outcomes, settings, time.time() - started,
                             dict(context or {}, shard=[shard_rank, shard_count], workers=workers, devices=devices))
+    summary["lineage"] = manifest_digest(out / manifest_name)  # what training runs will trace back to
     write_summary(out / summary_name, summary)
     return summary
 

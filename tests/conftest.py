@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.pipeline import preprocess, synth_crops
+from tests.pipeline import once, preprocess, synth_crops
 
 # Two shared cores: one intra-op thread per process avoids oversubscription (torchrun does
 # the same for its workers), and subprocesses inherit it.
@@ -45,8 +45,7 @@ def synth_root(tmp_path_factory) -> Path:
     """A synthetic FaceForensics++ layout (20 originals, 8 frames each, c23)."""
     from forensics.synth import SynthConfig, make_dataset
 
-    root = tmp_path_factory.mktemp("synth")
-    return make_dataset(root, SynthConfig(**SYNTH))
+    return once(tmp_path_factory, "synth", lambda root: make_dataset(root, SynthConfig(**SYNTH)))
 
 
 def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -94,12 +93,11 @@ def make_crops(root: Path, out: Path, size: int = 224, compression: str = "c23")
 @pytest.fixture(scope="session")
 def crop_manifest(synth_root, tmp_path_factory) -> Path:
     """``manifest.csv`` of 224x224 face crops (8 per video) of the session's synthetic dataset."""
-    out = tmp_path_factory.mktemp("crops")
     try:
         import preprocessing.cli  # noqa: F401
     except ModuleNotFoundError:
-        return make_crops(synth_root, out)
-    return preprocess(synth_root, out, FRAMES_PER_VIDEO)
+        return once(tmp_path_factory, "crops", lambda out: make_crops(synth_root, out))
+    return once(tmp_path_factory, "crops", lambda out: preprocess(synth_root, out, FRAMES_PER_VIDEO))
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+
+def once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per test run, also across pytest-xdist workers; returns its result.
+
+    Without xdist this is ``build(tmp_path_factory.mktemp(name))``. Under xdist every worker
+    is a session of its own, so the first worker to ask builds the data in the run's common
+    temporary folder (under a file lock) and the others wait for it and share it, read-only
+    (the pattern pytest-xdist documents for session fixtures).
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "shared"
+    shared.mkdir(exist_ok=True)
+    folder, done = shared / name, shared / f"{name}.done.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if done.is_file():
+            return Path(json.loads(done.read_text()))
+        shutil.rmtree(folder, ignore_errors=True)  # a build that failed in another worker
+        folder.mkdir()
+        result = build(folder)
+        done.write_text(json.dumps(str(result)))
+        return result
 
 
 def preprocess(root: Path, out: Path, frames: int, crop_size: int | None = None) -> Path:
@@ -26,10 +55,10 @@ def synth(tmp_path_factory, name: str, settings: dict) -> Path:
     """A ``forensics synth`` dataset of ``settings`` (:class:`forensics.synth.SynthConfig` fields)."""
     from forensics.synth import SynthConfig, make_dataset
 
-    return make_dataset(tmp_path_factory.mktemp(f"{name}_synth"), SynthConfig(**settings))
+    return once(tmp_path_factory, f"{name}_synth", lambda folder: make_dataset(folder, SynthConfig(**settings)))
 
 
 def synth_crops(tmp_path_factory, name: str, settings: dict, frames: int, crop_size: int | None = None) -> Path:
     """A ``forensics synth`` dataset of ``settings``, cropped; returns the crop manifest."""
     root = synth(tmp_path_factory, name, settings)
-    return preprocess(root, tmp_path_factory.mktemp(f"{name}_crops"), frames, crop_size)
+    return once(tmp_path_factory, f"{name}_crops", lambda folder: preprocess(root, folder, frames, crop_size))

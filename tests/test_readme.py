@@ -1,6 +1,6 @@
 """Every command in the README's code blocks parses: its subcommand, flags and config overrides
 exist. The ones that can run here (synth, preprocess, train, evaluate, predict, the refiner's)
-also run in ``forensics demo`` (tests/demo/test_cli.py); this keeps the others (FaceForensics++,
+also run in ``forensics demo`` (tests/pipeline_demo/test_cli.py); this keeps the others (FaceForensics++,
 Celeb-DF, torchrun) from rotting when a flag or a config key is renamed."""
 
 from __future__ import annotations

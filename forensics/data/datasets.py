@@ -6,7 +6,9 @@
   For training it draws K frames per video *each epoch* (:meth:`CropDataset.set_epoch`), so
   over many epochs a model sees all of a video's frames while every video weighs the same
   in an epoch; the draw is seeded by ``(seed, epoch)``, so every rank and every resumed run
-  draws the same frames. For evaluation it takes K evenly spaced frames (or all).
+  draws the same frames. For evaluation it takes K evenly spaced frames (or all). Rows that
+  :func:`forensics.data.sbi.add_pseudo_fakes` added become self-blended images of their real
+  crop, seeded like the augmentations, and every sample then carries a ``mask``.
 * :class:`TrainSampler` is PyTorch's ``DistributedSampler`` (one process is simply rank 0
   of 1) that can also draw class-balanced samples and start mid-epoch after a resume.
 
@@ -33,6 +35,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from forensics.errors import ForensicsError, ManifestError
+from forensics.data import sbi
 from forensics.data.manifest import (default_methods_mask, filter_manifest, read_manifest, subject_mask,
                                      video_key)
 from forensics.data.shards import check_shards, decode_sample, is_packed, read_sample
@@ -151,6 +154,7 @@ class CropDataset(Dataset):
         self.epoch = 0
         self._video_ids = pd.factorize(frames["video_key"])[0]
         self.packed = "offset" in frames.columns and "key" in frames.columns
+        self._blender = sbi.SelfBlender(frames) if sbi.SOURCE in frames.columns else None
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -160,7 +164,7 @@ class CropDataset(Dataset):
         if k is None:
             rows = np.arange(len(self.frames))
         elif self.resample:
-            noise = np.random.default_rng([self.seed, epoch]).random(len(self.frames))
+            noise = sbi.share_draw(self.frames, np.random.default_rng([self.seed, epoch]).random(len(self.frames)))
             order = np.lexsort((noise, self._video_ids))  # by video, random within each video
             ids = self._video_ids[order]
             first = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]
@@ -170,7 +174,8 @@ class CropDataset(Dataset):
             positions = filter_manifest(self.frames.assign(_row=np.arange(len(self.frames))),
                                         frames_per_video=k)["_row"]
             rows = np.sort(positions.to_numpy())
-        self.rows = rows
+        # With self-blended twins, each twin follows its real: TrainSampler keeps them together.
+        self.rows, self.blocks = sbi.pair_rows(self.frames, rows)
 
     @property
     def meta(self) -> pd.DataFrame:
@@ -193,20 +198,32 @@ class CropDataset(Dataset):
         return decode_sample(read_sample(file, int(self.frames["offset"].iat[row]),
                                          int(self.frames["size"].iat[row]), key), file, key)
 
+    def blend(self, row: int, image: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``row``'s ``H x W x 3`` crop as served at ``index`` this epoch (self-blended for a
+        pseudo-fake twin, :mod:`forensics.data.sbi`) and its blend mask."""
+        return self._blender(row, image, _seed(self.seed, self.epoch, index, 0x5B1))
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = int(self.rows[index])
         image = self.read(row)
+        mask = None
+        if self._blender is not None:
+            fake, mask = self.blend(row, image.permute(1, 2, 0).numpy(), index)
+            image, mask = torch.from_numpy(fake).permute(2, 0, 1), torch.from_numpy(mask)[None]
         if self.transform is not None:
             # Augmentations draw from a generator seeded by (seed, epoch, index), not from the
             # worker's stream: the same crop gets the same augmentation whichever worker or rank
             # loads it, which makes a resumed run identical to an uninterrupted one.
             with torch.random.fork_rng(devices=[]):
                 torch.default_generator.manual_seed(_seed(self.seed, self.epoch, index))
-                image = self.transform(image)
+                if mask is None:
+                    image = self.transform(image)
+                else:  # the mask follows the image through flips and resizes (tv_tensors.Mask)
+                    image, mask = sbi.transform_pair(self.transform, image, mask)
         sample = {"image": image, "target": torch.as_tensor(self.targets[row]), "index": index}
         if self.emit_seed:
             sample["seed"] = torch.tensor(_seed(self.seed, self.epoch, index), dtype=torch.int64)
-        return sample
+        return sample if mask is None else {**sample, "mask": mask}
 
 
 class TrainSampler(DistributedSampler):
@@ -226,7 +243,11 @@ class TrainSampler(DistributedSampler):
         self.start = 0
 
     def __iter__(self):
-        if not self.balanced:
+        blocks = getattr(self.dataset, "blocks", None)
+        if blocks is not None and not self.balanced:  # (real, self-blended twin) pairs share a batch
+            indices = sbi.shuffle_blocks(blocks, self.seed + self.epoch, self.rank, self.num_replicas,
+                                         self.num_samples)
+        elif not self.balanced:
             indices = list(super().__iter__())
         else:
             classes = self.dataset.class_of_rows()

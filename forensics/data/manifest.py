@@ -38,6 +38,10 @@ COLUMNS: dict[str, str] = {
     "y1": "float",
     "score": "float",      # face detector confidence (NaN when the box came from elsewhere)
 }
+#: Optional columns: the subject's five facial landmarks (MTCNN O-Net's: image-left eye,
+#: image-right eye, nose, image-left and image-right mouth corner) in the *crop's* pixels;
+#: empty (NaN) where unknown. Manifests written before they existed simply lack them.
+LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in "xy"]
 LABELS = (0, 1)
 SPLITS = ("train", "val", "test")
 REAL_METHOD = "original"
@@ -107,6 +111,9 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> pd.Data
     for name, kind in COLUMNS.items():
         if name in df.columns and kind in ("int", "float"):
             df[name] = _numeric_column(df[name], name, kind, path)
+    for name in LANDMARK_COLUMNS:
+        if name in df.columns:
+            df[name] = _numeric_column(df[name], name, "float", path)
     validate_manifest(df, str(path), root=path.parent, check_files=check_files)
     df.attrs["root"] = str(path.parent.resolve())
     return df
@@ -115,8 +122,9 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> pd.Data
 def _numeric_column(column: pd.Series, name: str, kind: str, path: Path) -> pd.Series:
     values = pd.to_numeric(column, errors="coerce")
     text = column.astype(str).str.strip().str.lower()
-    # Only the detector score may be empty (a box given by the dataset has no score).
-    allowed_empty = text.isin(["", "nan"]) if name == "score" else pd.Series(False, index=column.index)
+    # Only the detector score (a box given by the dataset has none) and landmarks may be empty.
+    may_be_empty = name == "score" or name in LANDMARK_COLUMNS
+    allowed_empty = text.isin(["", "nan"]) if may_be_empty else pd.Series(False, index=column.index)
     bad = values.isna() & ~allowed_empty
     if kind == "int":
         bad = bad | (values.fillna(0) % 1 != 0)
@@ -135,6 +143,15 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
     ordered = list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]
     with atomic_path(path) as tmp:
         df[ordered].to_csv(tmp, index=False)
+
+
+def landmarks_of(df: pd.DataFrame) -> np.ndarray | None:
+    """The ``(len(df), 5, 2)`` landmarks in crop pixels (NaN where unknown), or ``None`` when
+    the manifest has no landmark columns (written before preprocessing stored them)."""
+    if not all(name in df.columns for name in LANDMARK_COLUMNS):
+        return None
+    values = df[LANDMARK_COLUMNS].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    return values.reshape(len(df), 5, 2)
 
 
 def absolute_paths(df: pd.DataFrame) -> list[str]:

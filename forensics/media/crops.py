@@ -81,6 +81,19 @@ def crop_face(image: np.ndarray, box: Sequence[float], size: int = CROP_SIZE,
     return cv2.resize(patch, (size, size), interpolation=interpolation)
 
 
+def points_to_crop(points: np.ndarray, box: Sequence[float], size: int = CROP_SIZE,
+                   scale: float = CROP_SCALE) -> np.ndarray:
+    """Frame-pixel points ``(..., 2)`` to the pixels of the crop :func:`crop_face` makes of ``box``.
+
+    Pixel centres map onto pixel centres, as ``cv2.resize`` maps them; points may fall outside
+    ``[0, size)`` (a landmark outside the crop square) and NaN stays NaN.
+    """
+    left, top, side = crop_square(box, scale)
+    points = np.asarray(points, dtype=np.float64)
+    factor = size / side
+    return (points - np.array([left, top], np.float64) + 0.5) * factor - 0.5
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 1) -> None:
     """Write an RGB (or grey) uint8 image as lossless PNG.
 

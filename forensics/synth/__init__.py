@@ -45,6 +45,7 @@ from forensics.errors import ForensicsError
 
 if TYPE_CHECKING:
     from forensics.synth.faces import Identity
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +316,32 @@ def make_dataset(out: str | os.PathLike, config: SynthConfig = SynthConfig(),
     return out
 
 
+def _scene(config: SynthConfig, target: Identity, a: int):
+    """The scene of original ``a`` (and of every fake drawn on it)."""
+    import numpy as np
+
+    from forensics.synth.render import plan_scene
+
+    return plan_scene(target, config.width, config.height, config.num_frames, config.fps,
+                      np.random.default_rng([config.seed, 0x5CE, a]))
+
+
+def face_landmarks(config: SynthConfig) -> dict[str, np.ndarray]:
+    """Where each original's eyes, nose tip and mouth corners are drawn: video id ->
+    ``(T, 5, 2)`` frame pixels, MTCNN's landmark order
+    (:data:`forensics.synth.faces.FACE_LANDMARKS`). Its fakes share the geometry: they are
+    drawn on the same scene. Bundled identities only (a ``faces`` folder's photos are not
+    aligned to those points).
+    """
+    from forensics.synth.faces import FACE_LANDMARKS, bundled_identities
+
+    if config.faces is not None:
+        raise ForensicsError("face_landmarks: only the bundled identities have known landmarks")
+    identities = bundled_identities(config.originals, config.seed)
+    return {vid: _scene(config, identities[a], a).face_points(FACE_LANDMARKS)
+            for a, vid in enumerate(video_ids(config.originals))}
+
+
 def _num_outputs(config: SynthConfig) -> int:
     per_target = len(config.compressions) * (1 + len(config.methods)) + len(config.methods)
     return config.originals * per_target
@@ -330,7 +357,7 @@ def _write_target(out: Path, config: SynthConfig, identities: list[Identity], id
     import numpy as np
 
     from forensics.synth.methods import manipulate
-    from forensics.synth.render import Layer, plan_scene, render_frames
+    from forensics.synth.render import Layer, render_frames
     from forensics.media.video import COMPRESSIONS, VideoWriter
 
     target = identities[a]
@@ -352,8 +379,7 @@ def _write_target(out: Path, config: SynthConfig, identities: list[Identity], id
     missing = [[(p, crf) for p, crf in files if not p.exists()] for files in outputs]
     if not any(missing):
         return 0
-    scene = plan_scene(target, config.width, config.height, config.num_frames, config.fps,
-                       np.random.default_rng([config.seed, 0x5CE, a]))
+    scene = _scene(config, target, a)
     keep = [k for k, files in enumerate(missing) if files]
     with contextlib.ExitStack() as stack:
         writers = [[(stack.enter_context(VideoWriter(

@@ -41,6 +41,21 @@ FACE_BOX = (100.0, 62.0, 188.0, 170.0)
 #: Face box height in the patch: rendering scales patches by ``wanted face height / FACE_H``.
 FACE_H = FACE_BOX[3] - FACE_BOX[1]
 
+def _in_box(fx: float, fy: float) -> tuple[float, float]:
+    return FACE_BOX[0] + fx * (FACE_BOX[2] - FACE_BOX[0]), FACE_BOX[1] + fy * FACE_H
+
+
+#: Where the bundled identities' eye centres, nose tip and mouth corners lie in the patch, in
+#: MTCNN's landmark order (image-left eye, image-right eye, nose, image-left and image-right
+#: mouth corner). Every identity is placed at one canonical geometry, and LFW's crops are
+#: aligned faces, so the features of all identities sit near these points: the median of
+#: MTCNN's own landmarks on 24 identities x 6 rendered frames, mapped back into the patch
+#: (spread between identities: ~0.08 face heights across, ~0.03 down). Symmetric about the
+#: patch's centre line, so a mirrored identity has the same points. A face's points in a
+#: frame are :meth:`forensics.synth.render.Scene.face_points` of these.
+FACE_LANDMARKS = np.array([_in_box(0.28, 0.376), _in_box(0.72, 0.376), _in_box(0.5, 0.595),
+                           _in_box(0.31, 0.778), _in_box(0.69, 0.778)], dtype=np.float64)
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 # Skin tones, as the RGB of a face's median skin pixel, from light to dark.

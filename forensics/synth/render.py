@@ -133,6 +133,12 @@ class Scene:
         pts = np.einsum("tij,kj->tki", self.face, corners)
         return np.concatenate([pts.min(1), pts.max(1)], axis=1)
 
+    def face_points(self, points: np.ndarray) -> np.ndarray:
+        """``(T, K, 2)`` frame positions of ``(K, 2)`` patch points, e.g. the face's landmarks
+        (:data:`forensics.synth.faces.FACE_LANDMARKS`)."""
+        pts = np.concatenate([np.asarray(points, np.float64), np.ones((len(points), 1))], axis=1)
+        return np.einsum("tij,kj->tki", self.face.astype(np.float64), pts)
+
 
 def plan_scene(identity: Identity, width: int, height: int, num_frames: int, fps: float,
                rng: np.random.Generator) -> Scene:

@@ -43,13 +43,16 @@ class CropData:
     """A detector task's data for one run: the manifest's train, val and test splits."""
 
     def __init__(self, cfg: Any, create_task: Callable[..., Any]) -> None:
-        from forensics.data.datasets import load_frames
+        from forensics.data.datasets import crop_size_on_disk, load_frames
+        from forensics.data.sbi import add_pseudo_fakes
 
         self.cfg = cfg
         d = cfg.data
         self.filters = dict(datasets=d.datasets, methods=d.methods, compressions=d.compressions,
                             check_files=d.check_files, on_corrupt=d.on_corrupt)
         self.train_frames = load_frames(d.manifest, d.train_split, **self.filters)
+        self.train_frames = add_pseudo_fakes(self.train_frames, d.pseudo_fakes, d.manifest,
+                                             crop_size_on_disk(self.train_frames))
         classes = cfg.classes or default_classes(cfg.task, self.train_frames["method"])
         self.task = create_task(cfg.task, classes, cfg.train.video_strategy)
         self.train_targets = self.task.encode(self.train_frames)
@@ -60,6 +63,7 @@ class CropData:
         """Train set (augmented, K random frames per video per epoch) and the val/test sets."""
         from forensics.data.batch_augment import batch_augment
         from forensics.data.datasets import CropDataset, crop_size_on_disk, load_frames
+        from forensics.data.sbi import add_pseudo_fakes
         from forensics.data.transforms import build_transform
 
         cfg, d = self.cfg, self.cfg.data
@@ -76,6 +80,8 @@ class CropData:
         for name, split in (("val", d.val_split), ("test", d.test_split)):
             if split:
                 frames = load_frames(d.manifest, split, **self.filters)
+                if name == "val":  # the paper validates on the val reals and their self-blends
+                    frames = add_pseudo_fakes(frames, d.pseudo_fakes, d.manifest, crop_size)
                 eval_sets[name] = CropDataset(frames, self.task.encode(frames), self.eval_transform,
                                               d.eval_frames_per_video)
         return train_set, eval_sets

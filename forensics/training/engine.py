@@ -82,6 +82,29 @@ def _mean_over_ranks(value: float, device: torch.device) -> float:
     return float(t) / dist.get_world_size()
 
 
+def _forward_backward(model: nn.Module, task: Task, batch: Batch, device: torch.device,
+                      amp_dtype: torch.dtype | None, scaler: torch.amp.GradScaler | None, accum_steps: int,
+                      sync: bool) -> torch.Tensor:
+    """One micro-batch: forward, loss scaled for accumulation, backward; returns the detached loss."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model.require_backward_grad_sync = sync  # all-reduce once per optimizer step
+    with autocast(device, amp_dtype):
+        outputs = model(batch["image"])
+        loss = task.loss(outputs, batch) / accum_steps
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    return loss.detach()
+
+
+def _report(bar: Any, log_fn: Callable[[dict[str, float]], None] | None, loss: float, rate: float,
+            optimizer: torch.optim.Optimizer, epoch: int, step: int) -> None:
+    """The progress bar's postfix and the ``log_every`` record of the training loss."""
+    if bar is not None:
+        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
+    if log_fn is not None:
+        log_fn({"train/loss": loss, "train/lr": optimizer.param_groups[0]["lr"], "train/samples_per_s": rate,
+                "epoch": epoch, "epoch_step": step})
+
+
 def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,
                     prepare: Callable[[Batch], Batch], *, epoch: int,
                     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
@@ -127,13 +150,9 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
             torch.manual_seed(step_seed(seed, epoch, step, rank))
         batch = prepare(batch)
         last_micro = (micro + 1) % accum_steps == 0
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model.require_backward_grad_sync = last_micro  # all-reduce once per optimizer step
-        with autocast(device, amp_dtype):
-            outputs = model(batch["image"])
-            loss = task.loss(outputs, batch) / accum_steps
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        step_loss = step_loss + loss.detach()  # micro-batch losses sum to the step's mean loss
+        # micro-batch losses sum to the step's mean loss
+        step_loss = step_loss + _forward_backward(model, task, batch, device, amp_dtype, scaler, accum_steps,
+                                                  sync=last_micro)
         seen += len(batch["image"])
         if not last_micro:
             continue
@@ -151,12 +170,7 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable[Batch], optim
             window_loss = float(window) / window_steps  # the one GPU sync per log_every steps
             guard.check(window_loss, epoch, step)
             loss_sum, window, window_steps = loss_sum + window_loss * window_steps, 0.0, 0
-            rate = seen / (time.perf_counter() - tic)
-            if bar is not None:
-                bar.set_postfix(loss=f"{window_loss:.4f}", img_s=f"{rate:.0f}")
-            if log_fn is not None:
-                log_fn({"train/loss": window_loss, "train/lr": optimizer.param_groups[0]["lr"],
-                        "train/samples_per_s": rate, "epoch": epoch, "epoch_step": step})
+            _report(bar, log_fn, window_loss, seen / (time.perf_counter() - tic), optimizer, epoch, step)
         if should_stop is not None and should_stop():
             stopped = True
             break

@@ -95,6 +95,8 @@ def score(args: Any) -> dict[str, Any] | None:
     from forensics.errors import ForensicsError
     from forensics.training.checkpoint import load_checkpoint
     from forensics.training.engine import evaluate
+    from forensics.training.gradcam import sample_explainer
+    from forensics.training.lineage import log_dataset
     from forensics.training.session import eval_loader, eval_model, eval_run
     from forensics.training.tasks import create_task, task_spec
 
@@ -127,11 +129,13 @@ def score(args: Any) -> dict[str, Any] | None:
 
     out, wandb_cfg, logger = eval_run(args, config, manifest, env)
     args.out = str(out)  # the command names the report it wrote
+    lineage = log_dataset(logger, manifest)  # the data's digest: report.json and W&B
+    logger.explainer = sample_explainer(model, task, build_transform(data_cfg, None), batch_preparer(data_cfg, device))
     metrics, gathered = evaluate(model, task, loader, batch_preparer(data_cfg, device))
     report = None
     if env.is_main:
         report = {"checkpoint": str(args.checkpoint), "manifest": str(manifest), "split": args.split,
-                  "filters": filters, "epoch": state.get("epoch"), args.split: metrics}
+                  "filters": filters, "epoch": state.get("epoch"), "lineage": lineage, args.split: metrics}
         _write_outputs(args, out, report, gathered, dataset.meta, logger, wandb_cfg.samples)
     logger.finish()
     cleanup_distributed()

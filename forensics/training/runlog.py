@@ -205,6 +205,8 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.run = None
+        self.lineage: dict[str, Any] | None = None  # the data's digest (forensics.training.lineage)
+        self.explainer = None  # a forensics.training.gradcam.GradCam: heat maps in the sample grid
         self.metrics_path = self.run_dir / metrics_file
         if not enabled:
             return
@@ -266,7 +268,7 @@ class RunLogger:
         save_roc_png(labels, scores, files["roc"], title=f"{prefix}: frame-level ROC")
         if samples:
             files["samples"] = str(self.run_dir / f"samples_{prefix}.png")
-            save_sample_grid(samples, files["samples"])
+            save_sample_grid(samples, files["samples"], explainer=self.explainer)
         if self.run is not None:
             import wandb
 
@@ -291,11 +293,11 @@ class RunLogger:
         return files
 
     def log_artifact(self, path: str | os.PathLike, name: str, kind: str = "model") -> None:
-        """Upload a file (the best checkpoint) as a W&B artifact."""
+        """Upload a file (the best checkpoint) as a W&B artifact (with the data's digest, if known)."""
         if self.run is not None:
             import wandb
 
-            artifact = wandb.Artifact(name, type=kind)
+            artifact = wandb.Artifact(name, type=kind, metadata={"data": self.lineage} if self.lineage else None)
             artifact.add_file(str(path))
             self.run.log_artifact(artifact)
 
@@ -330,22 +332,35 @@ def save_roc_png(labels: np.ndarray, scores: np.ndarray, path: str | os.PathLike
     plt.close(fig)
 
 
-def save_sample_grid(samples: Sequence[tuple[str, int, float]], path: str | os.PathLike, columns: int = 8) -> None:
-    """Crops with their label and fake probability, as one PNG."""
-    import cv2
+def save_sample_grid(samples: Sequence[tuple[str, int, float]], path: str | os.PathLike, columns: int = 8,
+                     explainer=None) -> None:
+    """Crops with their label and fake probability, as one PNG; with an ``explainer``
+    (:class:`forensics.training.gradcam.GradCam`) each crop beside its Grad-CAM heat map."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from forensics.media.crops import read_image
+
+    images = [read_image(file) for file, _, _ in samples]
+    if explainer is not None:
+        from forensics.media.heatmap import overlay
+
+        readable = [i for i, image in enumerate(images) if image is not None]
+        cams = explainer([images[i] for i in readable])
+        for i, cam in zip(readable, cams):
+            images[i] = np.hstack([images[i], overlay(images[i], cam)])
+        columns = max(1, columns // 2)
+    columns = max(1, min(columns, len(samples)))
     rows = -(-len(samples) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6), dpi=80, squeeze=False)
+    width = 2.8 if explainer is not None else 1.4
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * width, rows * 1.6), dpi=80, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (file, label, score) in zip(axes.flat, samples):
-        image = cv2.imread(file, cv2.IMREAD_COLOR)
+    for ax, image, (file, label, score) in zip(axes.flat, images, samples):
         if image is not None:
-            ax.imshow(image[..., ::-1])
+            ax.imshow(image)
         wrong = (score >= 0.5) != bool(label)
         ax.set_title(f"{'fake' if label else 'real'} {score:.2f}", fontsize=7, color="red" if wrong else "black")
     fig.tight_layout()

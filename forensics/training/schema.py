@@ -74,6 +74,8 @@ class DataConfig:
     num_workers: int = 4
     check_files: bool = True
     on_corrupt: str = "stop"  # a truncated tar shard: stop | skip its missing samples (forensics/data/shards.py)
+    # sbi: a self-blended twin of every train and val real crop (forensics/data/sbi.py; needs landmarks)
+    pseudo_fakes: str | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -158,7 +160,8 @@ class TrainConfig(RunConfig):
         from forensics.training.tasks import REGISTRY
 
         check_choices([("task", self.task, tuple(REGISTRY.names())), ("data.balance", self.data.balance, BALANCE),
-                       ("train.video_strategy", self.train.video_strategy, tuple(VIDEO_STRATEGIES))])
+                       ("train.video_strategy", self.train.video_strategy, tuple(VIDEO_STRATEGIES)),
+                       ("data.pseudo_fakes", self.data.pseudo_fakes, (None, "sbi"))])
         validate_run(self.train, self.device, self.data.batch_size)
         if self.freeze.head_only_epochs and self.freeze.until:
             raise ConfigError("freeze.head_only_epochs and freeze.until are exclusive: pick one")

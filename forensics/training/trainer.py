@@ -83,6 +83,8 @@ def build(cfg: TrainConfig, run: Run) -> Setup:
     from forensics.data.transforms import batch_preparer
     from forensics.models import create_model, data_config
     from forensics.training.checkpoint import check_compatible, load_checkpoint, load_weights
+    from forensics.training.gradcam import sample_explainer
+    from forensics.training.lineage import log_dataset
     from forensics.training.optim import autocast_dtype
     from forensics.training.session import eval_loader, start_logging
     from forensics.training.tasks import task_spec
@@ -107,8 +109,14 @@ def build(cfg: TrainConfig, run: Run) -> Setup:
     if cfg.model.sync_bn and run.env.distributed and run.device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     start_logging(run, cfg)
-    return Setup(cfg, run, data, model, info, batch_preparer(data_cfg, run.device, channels_last=channels_last),
-                 autocast_dtype(cfg.train.amp), train_set, eval_sets, loaders)
+    prepare = batch_preparer(data_cfg, run.device, channels_last=channels_last)
+    log_dataset(run.logger, cfg.data.manifest)  # the data's digest: run.logger.lineage, report.json and W&B
+    run.logger.explainer = sample_explainer(model, data.task, getattr(data, "eval_transform", None), prepare)
+    if run.env.is_main and not run.eval_only and run.state is None:
+        from forensics.data.sbi import log_pairs
+
+        log_pairs(run.logger, train_set)  # self-blended pairs (real, fake, mask) when data.pseudo_fakes
+    return Setup(cfg, run, data, model, info, prepare, autocast_dtype(cfg.train.amp), train_set, eval_sets, loaders)
 
 
 def evaluate_only(setup: Setup, path: str) -> int:
@@ -119,7 +127,8 @@ def evaluate_only(setup: Setup, path: str) -> int:
     evaluated = load_checkpoint(path)
     check_compatible(evaluated, setup.info, path)
     load_weights(setup.model, evaluated, path)
-    return finish_eval_only(setup.run, {"checkpoint": str(path), "epoch": evaluated.get("epoch")},
+    return finish_eval_only(setup.run, {"checkpoint": str(path), "epoch": evaluated.get("epoch"),
+                                        "lineage": setup.run.logger.lineage},
                             setup.eval_loaders, setup.evaluate_and_log)
 
 
@@ -225,6 +234,6 @@ def test_and_close(setup: Setup, result: dict[str, Any], steps_per_epoch: int) -
         best = run.ckpt_dir / "best.pt"
         load_weights(setup.model, load_checkpoint(best), str(best))
         report["test"] = setup.evaluate_and_log("test", step=cfg.train.epochs * steps_per_epoch)
-    report |= setup.data.report()
+    report |= setup.data.report() | {"lineage": run.logger.lineage}
     return close_run(run, report, metric=cfg.train.best_metric,
                      artifact=f"model-{run.dir.name}" if cfg.wandb.log_checkpoint else None)

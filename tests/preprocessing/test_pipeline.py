@@ -133,3 +133,46 @@ def test_other_settings_are_refused_naming_the_setting(pp_root, reference, tmp_p
     err = capsys.readouterr().err
     assert name in err and "other settings" in err and len(err.strip().splitlines()) == 1
     assert not (out / "crops").exists()
+
+
+def test_landmarks_are_stored_in_crop_pixels_on_the_synthetic_faces_features(reference):
+    """Every crop's five landmarks land on the eyes, nose and mouth the renderer drew (within
+    the spread of the bundled faces' own features); fakes carry their original's points."""
+    from forensics.data.manifest import LANDMARK_COLUMNS, landmarks_of
+    from forensics.media.crops import points_to_crop
+    from forensics.synth import SynthConfig, face_landmarks
+    from tests.preprocessing.conftest import PP_SYNTH
+
+    df = read(reference)
+    assert set(LANDMARK_COLUMNS) <= set(df.columns)
+    found = landmarks_of(df)
+    assert np.isfinite(found).all()  # every crop here comes from a detection (or its original's)
+    reals = df.method == "original"
+    drawn = face_landmarks(SynthConfig(**PP_SYNTH))
+    errors = []
+    for i in np.flatnonzero(reals.to_numpy()):
+        row = df.iloc[i]
+        truth = drawn[row.video][int(row.frame)]
+        expected = points_to_crop(truth, (row.x0, row.y0, row.x1, row.y1), 224)
+        errors.append(found[i] - expected)
+    errors = np.array(errors) / (224 / 1.3)  # in face-box sides
+    distance = np.linalg.norm(errors, axis=2)
+    # Faces differ by ~0.08 face sides from the canonical points (FACE_LANDMARKS); a wrong
+    # coordinate frame (frame pixels, unscaled, swapped x/y or points) is off by 0.4 or more.
+    assert np.median(distance) < 0.12 and np.quantile(distance, 0.9) < 0.2, distance.max(axis=0)
+    assert np.abs(errors.mean(axis=0)).max() < 0.06, errors.mean(axis=0)  # no systematic shift
+    originals = df[reals].set_index(["video", "frame"])
+    fakes = df[~reals]
+    paired = originals.loc[list(zip(fakes.original, fakes.frame)), LANDMARK_COLUMNS].to_numpy()
+    assert np.array_equal(fakes[LANDMARK_COLUMNS].to_numpy(), paired)
+    record = json.loads((reference / "tracks/ffpp/original/c23/000.json").read_text())
+    assert len(record["landmarks"][0]) == len(record["tracks"][0])  # frame pixels, for the fakes
+
+
+def test_old_manifests_without_landmark_columns_still_load(reference, tmp_path):
+    from forensics.data.manifest import LANDMARK_COLUMNS, landmarks_of, read_manifest
+
+    df = read(reference).drop(columns=LANDMARK_COLUMNS)
+    df.to_csv(tmp_path / "manifest.csv", index=False)
+    old = read_manifest(tmp_path / "manifest.csv")
+    assert len(old) == len(df) and landmarks_of(old) is None

@@ -102,7 +102,7 @@ def test_refuses_foreign_folder_and_missing_gpu(tmp_path, capsys):
 def test_report_of_a_run_without_the_refiner_stages(demo, tmp_path):
     import shutil
 
-    from demo.report import write_report
+    from pipeline_demo.report import write_report
 
     out, _ = demo
     copy = tmp_path / "out"

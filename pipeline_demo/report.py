@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import os
 from pathlib import Path
@@ -21,26 +20,9 @@ import numpy as np
 import pandas as pd
 
 from forensics.atomic import atomic_write_text
+from forensics.training.report import STYLE, figure_png as _figure_png, metric_table, plt as _plt, training_figure
 
 SAMPLES_PER_CELL = 4
-
-
-def _figure_png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def roc_figure(predictions: pd.DataFrame) -> str:
@@ -74,31 +56,16 @@ def method_figure(split_report: dict) -> str:
     return _figure_png(fig)
 
 
-def training_figure(metrics: list[dict]) -> str:
-    """Training loss by step and validation AUC by epoch."""
-    plt = _plt()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
-    steps = [(m["step"], m["train/loss"]) for m in metrics if "train/loss" in m]
-    if steps:
-        left.plot(*zip(*steps))
-    left.set(xlabel="step", ylabel="training loss", title="training")
-    for key, label in (("val/video/auc", "video-level AUC"), ("val/frame/auc", "frame-level AUC")):
-        points = [(m["epoch"], m[key]) for m in metrics if m.get(key) is not None]
-        if points:
-            right.plot(*zip(*points), marker="o", label=label)
-    right.set(xlabel="epoch", ylabel="validation AUC", ylim=(0, 1.02), title="validation")
-    right.legend(loc="lower right")
-    return _figure_png(fig)
-
-
-def sample_grid(predictions: pd.DataFrame, crops_root: Path) -> str:
-    """Test crops with their scores: reals and fakes, right and wrong (up to 4 of each)."""
+def sample_grid(predictions: pd.DataFrame, crops_root: Path, explainer=None) -> str:
+    """Test crops with their scores: reals and fakes, right and wrong (up to 4 of each); with an
+    ``explainer`` (:class:`forensics.training.gradcam.GradCam`) each crop beside its heat map."""
     import cv2
 
     plt = _plt()
     predictions = predictions.assign(wrong=(predictions["score"] >= 0.5) != (predictions["label"] == 1))
     cells = [("real, right", 0, False), ("real, wrong", 0, True), ("fake, right", 1, False), ("fake, wrong", 1, True)]
-    fig, axes = plt.subplots(len(cells), SAMPLES_PER_CELL, figsize=(2 * SAMPLES_PER_CELL, 2.2 * len(cells)))
+    width = 4 if explainer is not None else 2
+    fig, axes = plt.subplots(len(cells), SAMPLES_PER_CELL, figsize=(width * SAMPLES_PER_CELL, 2.2 * len(cells)))
     for row, (title, label, wrong) in enumerate(cells):
         chosen = predictions[(predictions["label"] == label) & (predictions["wrong"] == wrong)]
         chosen = chosen.sample(min(SAMPLES_PER_CELL, len(chosen)), random_state=0) if len(chosen) else chosen
@@ -109,7 +76,12 @@ def sample_grid(predictions: pd.DataFrame, crops_root: Path) -> str:
                 item = chosen.iloc[col]
                 image = cv2.imread(str(crops_root / item["path"]))
                 if image is not None:
-                    ax.imshow(image[:, :, ::-1])
+                    image = np.ascontiguousarray(image[:, :, ::-1])
+                    if explainer is not None:
+                        from forensics.media.heatmap import overlay
+
+                        image = np.hstack([image, overlay(image, explainer([image])[0])])
+                    ax.imshow(image)
                 ax.set_title(f"{item['method']}  p(fake)={item['score']:.2f}", fontsize=7,
                              color="tab:red" if wrong else "black")
             elif col == 0:
@@ -120,21 +92,9 @@ def sample_grid(predictions: pd.DataFrame, crops_root: Path) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from forensics.training.runlog import read_jsonl
 
-
-def _metric_rows(split_report: dict) -> str:
-    keys = ("n", "acc", "bal_acc", "auc", "ap", "eer", "log_loss")
-    head = "".join(f"<th>{k}</th>" for k in keys)
-    rows = []
-    for level in ("video", "frame"):
-        values = split_report[level]
-        cells = "".join(f"<td>{'undefined' if values.get(k) is None else (f'{values[k]:.4f}' if k != 'n' else int(values[k]))}</td>"
-                        for k in keys)
-        rows.append(f"<tr><th>{level} level</th>{cells}</tr>")
-    return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+    return read_jsonl(path)
 
 
 def refiner_summary(out: Path) -> dict[str, Any] | None:
@@ -203,7 +163,8 @@ def write_report(out: str | os.PathLike, timings: dict[str, float] | None = None
         "ROC curve": roc_figure(predictions),
         "Accuracy per method": method_figure(evaluation[split]),
         "Training curves": training_figure(metrics),
-        "Test crops and their scores": sample_grid(predictions, out / "crops"),
+        "Test crops and their scores (beside each, its Grad-CAM heat map)": sample_grid(
+            predictions, out / "crops", _explainer(out / "run" / "checkpoints" / "best.pt")),
     }
     grids = sorted((out / "refiner" / "samples").glob("epoch_*.png"))
     if report["refiner"] is not None and grids:  # the refiner's own grid of its last epoch
@@ -211,6 +172,17 @@ def write_report(out: str | os.PathLike, timings: dict[str, float] | None = None
             grids[-1].read_bytes()).decode()
     atomic_write_text(out / "report.html", _html(report, figures))
     return report
+
+
+def _explainer(checkpoint: Path):
+    """Grad-CAM of the demo's detector, or ``None`` (no checkpoint, or nothing to explain)."""
+    from forensics.errors import ForensicsError
+    from forensics.training.gradcam import from_checkpoint
+
+    try:
+        return from_checkpoint(checkpoint) if checkpoint.is_file() else None
+    except ForensicsError:
+        return None
 
 
 def _predict_summary(frames: pd.DataFrame | None) -> list[dict]:
@@ -234,13 +206,12 @@ def _html(report: dict, figures: dict[str, str]) -> str:
                         for p in report["predict"])
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>forensics demo report</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}} img{{max-width:100%}}</style></head>
+<style>{STYLE}</style></head>
 <body><h1>forensics demo: detector on the synthetic test split</h1>
 <p>Synthetic data made by <code>forensics synth</code>: these numbers say the pipeline works, not how a
 detector does on FaceForensics++.</p>
 <h2>Headline metrics (test split; checkpoint chosen on val, epoch {report['best_epoch']})</h2>
-{_metric_rows(report['test'])}
+{metric_table(report['test'])}
 <h2>forensics predict</h2><ul>{predicted}</ul>
 {_refiner_html(report['refiner'])}
 {images}

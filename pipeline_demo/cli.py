@@ -179,7 +179,7 @@ def _command(argv: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from forensics.cli import main as forensics_main
     from forensics.errors import ForensicsError
-    from demo.report import write_report
+    from pipeline_demo.report import write_report
 
     if args.device == "cuda":
         import torch
