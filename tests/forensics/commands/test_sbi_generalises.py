@@ -47,6 +47,6 @@ def test_sbi_configs_load_and_bad_values_are_refused():
         ("efficientnet_b4", 380, "sgd", 0.001, 0.9)
     assert (b4.data.batch_size, b4.train.epochs, b4.data.methods, b4.data.pseudo_fakes) == (32, 100, ["original"], "sbi")
     demo = load_config(TrainConfig, SBI_DEMO, ["data.manifest=m", "output_dir=o"])
-    assert demo.data.pseudo_fakes == "sbi" and not demo.model.pretrained
-    with pytest.raises(ConfigError, match="data.pseudo_fakes must be one of None, sbi, got 'sbx'"):
+    assert demo.data.pseudo_fakes == "sbi_lowres" and not demo.model.pretrained
+    with pytest.raises(ConfigError, match="data.pseudo_fakes must be one of None, sbi, sbi_lowres, got 'sbx'"):
         load_config(TrainConfig, SBI_DEMO, ["data.manifest=m", "output_dir=o", "data.pseudo_fakes=sbx"])
