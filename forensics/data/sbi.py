@@ -21,6 +21,10 @@ methods and datasets. Their recipe, as we follow it here (our own code, numpy/Op
 * **Blend**: ``fake = mask x source + (1 - mask) x target``; label 1, and the mask travels with
   the sample (for mask-supervised methods).
 
+``data.pseudo_fakes: sbi_lowres`` narrows the alteration to one direction (:data:`RECIPES`): the
+pasted face is always the altered copy, always down-then-up sampled, the surroundings the crop
+itself, i.e. a face with less detail than the frame around it.
+
 How pairs enter an epoch (:func:`add_pseudo_fakes`): every real row with usable landmarks gets a
 twin row (``method`` ``sbi``, label 1) pointing at it; :class:`forensics.data.datasets.CropDataset`
 turns a twin into the self-blended image of its real crop. A real and its twin draw the same
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -48,14 +53,43 @@ from forensics.errors import ConfigError, ManifestError
 
 log = logging.getLogger(__name__)
 
-#: ``data.pseudo_fakes`` values.
-PSEUDO_FAKES = ("sbi",)
+#: ``data.pseudo_fakes`` values: the paper's recipe, and its low-resolution-face variant (:data:`RECIPES`).
+PSEUDO_FAKES = ("sbi", "sbi_lowres")
 #: The method name of self-blended rows (their ``video_key`` differs from their real's).
 SBI_METHOD = "sbi"
 #: Column of a pseudo-fake row: the position (in the same frame table) of its real row; -1 elsewhere.
 SOURCE = "pseudo_source"
 #: The paper's blend ratios: a third of the fakes are partial blends.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BlendRecipe:
+    """The choices of :func:`self_blend` that differ between :data:`RECIPES`.
+
+    Attributes:
+        altered_source: probability that the altered copy is the source (pasted inside the mask)
+            rather than the target (the surroundings).
+        downscale: probability that the frequency alteration is down-then-up sampling rather
+            than sharpening.
+        down_interpolation: OpenCV interpolation of the down-sampling step.
+    """
+
+    altered_source: float = 0.5
+    downscale: float = 0.5
+    down_interpolation: int = cv2.INTER_NEAREST
+
+
+#: ``sbi``: the paper's recipe (either copy altered; down-up sampling or sharpening, half and half;
+#: nearest-neighbour down-sampling, as in their code). ``sbi_lowres``: the pasted face is always the
+#: altered, down-then-up sampled copy (area down-sampling, which removes the detail rather than
+#: aliasing it): the mismatch of face swaps whose generated face is smaller than the frame's face
+#: and upscaled into it, the trace of the synthetic dataset's FaceSwap (docs/generalisation.md).
+#: The paper's two-way mix teaches a small model trained briefly from scratch "sharper *or*
+#: blurrier face than its surroundings", half of it the opposite of that trace: on the synthetic
+#: dataset it stays near chance (FaceSwap video AUC 0.47-0.78) where ``sbi_lowres`` learns.
+RECIPES = {"sbi": BlendRecipe(),
+           "sbi_lowres": BlendRecipe(altered_source=1.0, downscale=1.0, down_interpolation=cv2.INTER_AREA)}
 
 
 # ----------------------------------------------------------------------------- rows
@@ -105,7 +139,7 @@ def add_pseudo_fakes(frames: pd.DataFrame, kind: str | None, manifest: str, crop
     twins["video_key"] = twins["dataset"] + "/" + SBI_METHOD + "/" + twins["compression"] + "/" + twins["video"]
     twins[SOURCE] = chosen
     out = pd.concat([frames.assign(**{SOURCE: -1}), twins], ignore_index=True)
-    out.attrs = dict(frames.attrs)
+    out.attrs = {**frames.attrs, "pseudo_fakes": kind}  # the recipe SelfBlender follows
     log.info("%d self-blended twins of %d real crops (Shiohara & Yamasaki, CVPR 2022)", len(chosen), int(real.sum()))
     return out
 
@@ -185,12 +219,12 @@ def _table(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8).reshape(256, 1, 3)
 
 
-def _frequency(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _frequency(image: np.ndarray, rng: np.random.Generator, recipe: BlendRecipe = BlendRecipe()) -> np.ndarray:
     """Down-then-up sampling by 2 or 4, or sharpening: a resolution mismatch."""
     h, w = image.shape[:2]
-    if rng.random() < 0.5:
+    if rng.random() < recipe.downscale:
         r = int(rng.choice([2, 4]))
-        low = cv2.resize(image, (max(1, w // r), max(1, h // r)), interpolation=cv2.INTER_NEAREST)
+        low = cv2.resize(image, (max(1, w // r), max(1, h // r)), interpolation=recipe.down_interpolation)
         return cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
     alpha, lightness = rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0)
     # The sharpening kernel albumentations' Sharpen uses: identity blended with a Laplacian boost.
@@ -270,20 +304,22 @@ def _move(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tupl
     return moved, cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
-def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator,
+               recipe: BlendRecipe = RECIPES["sbi"]) -> tuple[np.ndarray, np.ndarray]:
     """One self-blended image of a real crop (Shiohara & Yamasaki, CVPR 2022).
 
     Args:
         image: ``H x W x 3`` uint8 RGB crop.
         points: its ``(5, 2)`` landmarks in crop pixels.
         rng: the draw (seeded per sample and epoch by the dataset).
+        recipe: one of :data:`RECIPES` (the paper's by default).
 
     Returns:
         The fake (uint8 ``H x W x 3``) and its blend mask (uint8 ``H x W``, 255 = all source).
     """
     source, target = image.copy(), image.copy()
-    altered = _frequency(_colour(image, rng), rng)
-    if rng.random() < 0.5:
+    altered = _frequency(_colour(image, rng), rng, recipe)
+    if rng.random() < recipe.altered_source:
         source = altered
     else:
         target = altered
@@ -303,12 +339,13 @@ class SelfBlender:
     def __init__(self, frames: pd.DataFrame) -> None:
         self.source = frames[SOURCE].to_numpy()
         self.points = landmarks_of(frames)
+        self.recipe = RECIPES[frames.attrs.get("pseudo_fakes") or "sbi"]
 
     def __call__(self, row: int, image: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """``image`` (``H x W x 3`` uint8 of row ``row``'s file) as served, and its mask."""
         if self.source[row] < 0:
             return image, np.zeros(image.shape[:2], np.uint8)
-        return self_blend(image, self.points[row], np.random.default_rng(seed))
+        return self_blend(image, self.points[row], np.random.default_rng(seed), self.recipe)
 
 
 def transform_pair(transform: Any, image: Any, mask: Any) -> tuple[Any, Any]:

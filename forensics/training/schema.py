@@ -161,7 +161,7 @@ class TrainConfig(RunConfig):
 
         check_choices([("task", self.task, tuple(REGISTRY.names())), ("data.balance", self.data.balance, BALANCE),
                        ("train.video_strategy", self.train.video_strategy, tuple(VIDEO_STRATEGIES)),
-                       ("data.pseudo_fakes", self.data.pseudo_fakes, (None, "sbi"))])
+                       ("data.pseudo_fakes", self.data.pseudo_fakes, (None, "sbi", "sbi_lowres"))])
         validate_run(self.train, self.device, self.data.batch_size)
         if self.freeze.head_only_epochs and self.freeze.until:
             raise ConfigError("freeze.head_only_epochs and freeze.until are exclusive: pick one")

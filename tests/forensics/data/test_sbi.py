@@ -72,6 +72,34 @@ def test_mask_lies_inside_the_crop_and_covers_the_landmarks(crop_manifest):
             assert (mask > 0).mean() < 0.6
 
 
+def _detail(image: np.ndarray, where: np.ndarray) -> float:
+    """Mean high-frequency energy (grey level minus its 1-pixel Gaussian blur) over ``where``."""
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[where].mean())
+
+
+def test_lowres_recipe_pastes_a_blurred_face_and_leaves_the_rest(crop_manifest):
+    """data.pseudo_fakes=sbi_lowres: the surroundings are the real crop itself, the face inside
+    the mask has lost detail (the trace of a face generated small and upscaled into the frame)."""
+    frames = sbi.add_pseudo_fakes(load_frames(crop_manifest, "train", methods=["original"]), "sbi_lowres",
+                                  str(crop_manifest), 224)
+    dataset = CropDataset(frames, frames["label"].to_numpy(dtype=np.float32), frames_per_video=2, resample=True)
+    assert dataset._blender.recipe == sbi.RECIPES["sbi_lowres"] != sbi.RECIPES["sbi"]
+    twins = np.flatnonzero(dataset.meta.method == sbi.SBI_METHOD)
+    lost = []
+    for index in twins[:: max(1, len(twins) // 24)]:
+        row = int(dataset.rows[index])
+        image = read_crop(frames["file"].iat[row]).permute(1, 2, 0).numpy()
+        fake, mask = dataset.blend(row, image, int(index))
+        assert np.array_equal(fake[mask == 0], image[mask == 0])
+        if mask.max() == 255:  # a full blend (BLEND_RATIOS): the core of the face is all source
+            lost.append(_detail(fake, mask == 255) / _detail(image, mask == 255))
+    # Every full blend has lost detail (sharpening, the paper's other alteration, would add it).
+    assert len(lost) >= 4 and max(lost) < 0.9 and np.median(lost) < 0.75, lost
+
+
 def test_manifest_without_landmarks_is_one_line(crop_manifest, tmp_path):
     df = read_manifest(crop_manifest).drop(columns=LANDMARK_COLUMNS)
     df["path"] = [str(crop_manifest.parent / p) for p in df["path"]]
