@@ -42,6 +42,9 @@ def _cases(tmp: Path) -> dict[str, list[str]]:
         "refiner-video": ["refiner", "video", str(video), "--checkpoint", str(corrupt), "--out", str(a_file)],
         "demo": ["demo", "--out", str(a_file)],
         "keypoints-synth": ["keypoints-synth", "--out", str(a_file)],
+        "report": ["report", str(tmp / "not_a_run")],
+        "pack": ["pack", str(tmp / "no_crops")],
+        "weights": ["weights", "no_such_model"],
     }
 
 

@@ -391,7 +391,8 @@ def save_pair_grid(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path:
 
 def log_pairs(logger: Any, dataset: Any, count: int = 8) -> None:
     """The sample-pair grid into the run folder (``sbi_pairs.png``) and W&B (``sbi/pairs``)."""
-    if not logger.enabled or SOURCE not in dataset.frames.columns:
+    frames = getattr(dataset, "frames", None)  # a plug-in task's dataset has no crop table
+    if not logger.enabled or frames is None or SOURCE not in frames.columns:
         return
     pairs = sample_pairs(dataset, count)
     if not pairs:
