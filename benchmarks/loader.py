@@ -107,6 +107,52 @@ def sbi_rate(frames, manifest: str, size: int, transform, required: bool):
     return blended
 
 
+def batch_augment_rate(files: list[str], worker_only, cfg: dict, batch_size: int) -> None:
+    """CPU rate of ``data.augment.device=gpu``'s batch augmentation, run here on CPU tensors."""
+    import torch
+
+    from forensics.data.batch_augment import BatchAugment
+    from forensics.data.datasets import read_crop
+    from forensics.data.transforms import AugmentConfig
+
+    batch = torch.stack([worker_only(read_crop(f)) for f in files[:256]])
+    augment = BatchAugment(AugmentConfig(device="gpu"), int(cfg["input_size"][-1]), cfg.get("interpolation", "bilinear"))
+    start = time.process_time()
+    for i in range(0, len(batch), batch_size):
+        augment(batch[i:i + batch_size], torch.arange(i, i + len(batch[i:i + batch_size])))
+    print(f"{'batch augmentation on CPU tensors':34s}{'':16s}{len(batch) / (time.process_time() - start):13.0f} /s"
+          "   (no GPU here: the pixel work a GPU would do)")
+
+
+def loader_rates(dataset, worker_counts: list[int], batch_size: int) -> None:
+    """Steady-state crops/s of a DataLoader over ``dataset``, wall clock and per worker CPU second."""
+    import resource
+
+    from torch.utils.data import DataLoader
+
+    from forensics.data.datasets import TrainSampler
+
+    for workers in worker_counts:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # Persistent workers here: we measure the steady state, not the ~1 s of worker start-up
+        # that an epoch of a real dataset (minutes) amortises.
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=TrainSampler(dataset), num_workers=workers,
+                            drop_last=True, persistent_workers=True, prefetch_factor=4)
+        for _ in loader:  # warm-up: worker start, page cache
+            pass
+        start, count = time.perf_counter(), 0
+        for _ in range(2):
+            for batch in loader:
+                count += len(batch["image"])
+        total = count / (time.perf_counter() - start)
+        del loader  # joins the workers: their CPU time is then counted
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        per_cpu = 3 * count / 2 / worker_cpu  # three passes ran in the workers (warm-up included)
+        print(f"{f'DataLoader, {workers} worker(s)':34s}{total:11.0f} /s {per_cpu:13.0f} /s per worker CPU second"
+              f"  ({total / workers:.0f} /s per worker, wall clock)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", help="crop manifest (default: generate --count crops)")
@@ -121,12 +167,10 @@ def main() -> None:
 
     import cv2
     import torch
-    from torch.utils.data import DataLoader
 
-    from forensics.data.datasets import CropDataset, TrainSampler, load_frames, read_crop
-    from forensics.models import create_model, data_config
-    from forensics.data.batch_augment import BatchAugment
+    from forensics.data.datasets import CropDataset, load_frames, read_crop
     from forensics.data.transforms import AugmentConfig, build_transform
+    from forensics.models import create_model, data_config
 
     torch.set_num_threads(1)  # one core per process, as in a DataLoader worker
     cv2.setNumThreads(1)
@@ -161,40 +205,12 @@ def main() -> None:
           f"{rates['decode + augmentations (one core)'][1] / decode_cpu:.2f}x (target >= 0.7)")
     print(f"worker CPU per crop, augmentation on the device / decode only: "
           f"{decode_cpu / rates['decode, augment on device (worker)'][1]:.2f}x (target <= 1.2)")
-    batch = torch.stack([worker_only(read_crop(f)) for f in files[:256]])
-    augment = BatchAugment(AugmentConfig(device="gpu"), int(cfg["input_size"][-1]), cfg.get("interpolation", "bilinear"))
-    start = time.process_time()
-    for i in range(0, len(batch), args.batch_size):
-        augment(batch[i:i + args.batch_size], torch.arange(i, i + len(batch[i:i + args.batch_size])))
-    print(f"{'batch augmentation on CPU tensors':34s}{'':16s}{len(batch) / (time.process_time() - start):13.0f} /s"
-          "   (no GPU here: the pixel work a GPU would do)")
+    batch_augment_rate(files, worker_only, cfg, args.batch_size)
 
     blended = sbi_rate(frames, str(manifest), size, transform, args.sbi)
 
-    import resource
-
     served = blended if args.sbi else frames
-    dataset = CropDataset(served, served["label"].to_numpy(), transform)
-    for workers in args.workers:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        sampler = TrainSampler(dataset)
-        # Persistent workers here: we measure the steady state, not the ~1 s of worker start-up
-        # that an epoch of a real dataset (minutes) amortises.
-        loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
-                            drop_last=True, persistent_workers=True, prefetch_factor=4)
-        for _ in loader:  # warm-up: worker start, page cache
-            pass
-        start, count = time.perf_counter(), 0
-        for _ in range(2):
-            for batch in loader:
-                count += len(batch["image"])
-        total = count / (time.perf_counter() - start)
-        del loader  # joins the workers: their CPU time is then counted
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        worker_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        per_cpu = 3 * count / 2 / worker_cpu  # three passes ran in the workers (warm-up included)
-        print(f"{f'DataLoader, {workers} worker(s)':34s}{total:11.0f} /s {per_cpu:13.0f} /s per worker CPU second"
-              f"  ({total / workers:.0f} /s per worker, wall clock)")
+    loader_rates(CropDataset(served, served["label"].to_numpy(), transform), args.workers, args.batch_size)
     if tmp is not None:
         tmp.cleanup()
 

@@ -195,7 +195,7 @@ def agreement(ours_boxes, naive_boxes, keys):
     return good / len(keys), len(keys)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="dataset root (default: make `forensics synth`'s default dataset)")
     parser.add_argument("--layout", default="ffpp")
@@ -203,7 +203,11 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--limit", type=int, help="at most this many videos (originals first)")
     parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("preprocessing").setLevel(logging.WARNING)
 

@@ -77,7 +77,7 @@ def test_compute_node_reads_the_filled_cache_offline(tmp_path):
     script = ("import sys, torch; from forensics.cli import main; from forensics.models import create_model\n"
               f"assert main(['weights', '{NAME}']) == 0\n"
               f"model = create_model('{NAME}', num_classes=1, pretrained=True)\n"
-              f"assert torch.equal(model.conv_stem.weight, torch.load(sys.argv[1]))\n")
+              f"assert torch.equal(model.conv_stem.weight, torch.load(sys.argv[1], weights_only=True))\n")
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "stem.pt")], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=offline_env(tmp_path / "hf", HF_HUB_OFFLINE="1"))
     assert proc.returncode == 0, proc.stderr
