@@ -8,7 +8,8 @@
 * **Processes.** Worker processes decode, crop and write. On CPU each worker runs its own
   one-thread MTCNN (a core is the device). With ``cuda`` one detector process per GPU serves
   every worker's batches of frames, so the GPUs hold one model each and the CPU cores do
-  the decoding. A worker that dies (a decoder crash) fails only the video it was on: the
+  the decoding; frames travel through shared memory and are batched across workers
+  (:mod:`preprocessing.detector_service`). A worker that dies (a decoder crash) fails only the video it was on: the
   videos in flight with it are retried one at a time to find the culprit.
 * **Shards.** ``--shard K/N`` (or torchrun's/SLURM's rank and world size) takes a disjoint,
   deterministic slice of the items. An original and its fakes are one unit of the slice, so
@@ -23,7 +24,6 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,18 +31,18 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from forensics.distributed import shard
 from forensics.errors import ForensicsError
-from forensics.lifetime import die_with_parent, guard_worker
-from forensics.media.faces import FaceDetector
+from forensics.lifetime import guard_worker
 from forensics.data.manifest import COLUMNS, LANDMARK_COLUMNS, write_manifest
 from forensics.data.digest import manifest_digest
+from preprocessing.detector_service import RemoteDetector, make_detector, start_detectors
 from preprocessing.layouts import MediaItem
 from preprocessing.pipeline import (Outcome, Settings, check_settings, clean_stale, process_item, read_record,
                                     record_path, rows_from_record)
+from preprocessing.shared_frames import block_prefix, sweep
 from preprocessing.summary import build_summary, write_summary
 
 log = logging.getLogger(__name__)
@@ -91,56 +91,6 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-# ----------------------------------------------------------------------------- detectors
-
-def _detector(settings: Settings, device: str) -> FaceDetector:
-    return FaceDetector(device=device, min_face_size=settings.min_face_size, thresholds=settings.thresholds,
-                        min_score=settings.min_score)
-
-
-def _serve_detector(settings: Settings, device: str, requests: Any, replies: Sequence[Any]) -> None:
-    """Detector process of one device: answer workers' batches of frames until told to stop."""
-    # Spawned by the command itself: dies with it rather than waiting forever for requests.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-    detector = _detector(settings, device)
-    while (message := requests.get()) is not None:
-        slot, request, batch, landmarks = message
-        try:
-            replies[slot].put((request, "ok", detector.detect(batch, landmarks=landmarks)))
-        except Exception as error:  # a bad batch must not take the device down for everyone
-            replies[slot].put((request, "error", f"{type(error).__name__}: {error}"))
-
-
-class RemoteDetector:
-    """A worker's handle on a shared detector process (same ``detect`` as :class:`FaceDetector`)."""
-
-    def __init__(self, requests: Any, reply: Any, slot: int, timeout: float = 600.0) -> None:
-        self.requests, self.reply, self.slot, self.timeout = requests, reply, slot, timeout
-        self._count = 0
-
-    def detect(self, frames: Sequence[np.ndarray], landmarks: bool = False) -> list[np.ndarray]:
-        if len(frames) == 0:
-            return []
-        # Requests are numbered: the reply slot may have served a worker that died, and a late
-        # answer to its last request must not be taken for ours.
-        self._count += 1
-        request = (os.getpid(), self._count)
-        # Full-resolution frames travel: MTCNN's refinement stages crop them (see forensics.media.faces).
-        self.requests.put((self.slot, request, np.stack(frames), landmarks))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                answer, status, result = self.reply.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError(f"detector process did not answer in {self.timeout:.0f} s") from None
-            if answer == request:
-                break
-        if status != "ok":
-            raise RuntimeError(f"detector process: {result}")
-        return result
-
-
 # ----------------------------------------------------------------------------- workers
 
 _STATE: dict[str, Any] = {}
@@ -186,10 +136,11 @@ def _init_worker(settings: Settings, out: Path, devices: list[str], servers: lis
         cv2.setNumThreads(threads)
     _STATE.update(settings=settings, out=out)
     if servers is None:
-        _STATE["detector_factory"] = lambda: _detector(settings, devices[0])
+        _STATE["detector_factory"] = lambda: make_detector(settings, devices[0])
     else:
         slot = slots.get(timeout=60)
-        _STATE["detector_factory"] = lambda: RemoteDetector(servers[slot % len(servers)], replies[slot], slot)
+        prefix = block_prefix(owner if owner is not None else os.getpid())
+        _STATE["detector_factory"] = lambda: RemoteDetector(servers[slot % len(servers)], replies[slot], slot, prefix)
     _STATE.pop("detector", None)
 
 
@@ -343,6 +294,7 @@ def _run_pool(schedule: _Schedule, out: Path, workers: int, initargs: tuple,
                 slots = initargs[5]
                 if slots is not None:  # the new workers need the reply slots the old ones held
                     _refill(slots, workers)
+                    sweep(block_prefix(os.getpid()))  # the dead workers' frame blocks
                 log.warning("a worker process died; restarting workers, retrying %d videos one at a time",
                             len(suspects))
                 pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
@@ -390,19 +342,17 @@ def _completed(out: Path, mine: Sequence[MediaItem]) -> tuple[list[Outcome], set
     return outcomes, complete
 
 
-def _start_detectors(settings: Settings, devices: list[str], workers: int) -> tuple[list, list, Any, list]:
-    """One detector process per device serving every worker: request queues, reply queues, free slots, processes."""
-    spawn = mp.get_context("spawn")  # a CUDA context can't cross a fork
-    servers = [spawn.Queue(maxsize=4 * workers) for _ in devices]
-    replies = [spawn.Queue() for _ in range(workers)]
-    slots = spawn.Queue()
-    for slot in range(workers):
-        slots.put(slot)
-    procs = [spawn.Process(target=_serve_detector, args=(settings, d, q, replies), daemon=True)
-             for d, q in zip(devices, servers)]
+def _stop_detectors(servers: list[Any], procs: list[Any]) -> None:
+    """Stop the detector processes; remove the frame blocks of workers that were killed."""
+    for q in servers:
+        q.put(None)
     for proc in procs:
-        proc.start()
-    return servers, replies, slots, procs
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+    # Workers that exited normally unlinked their own blocks; a killed one (SIGKILL, or the
+    # SIGTERM of _stop_pool) could not.
+    sweep(block_prefix(os.getpid()))
 
 
 def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings: Settings, *,
@@ -461,7 +411,7 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
     servers = replies = slots = None
     server_procs: list[Any] = []
     if shared_detector and workers > 0:
-        servers, replies, slots, server_procs = _start_detectors(settings, devices, workers)
+        servers, replies, slots, server_procs = start_detectors(settings, devices, workers)
     threads = None if workers == 0 else 1
     initargs = (settings, out, devices, servers, replies, slots, threads, os.getpid())
     schedule = _Schedule(mine, out, complete, settings.reuse_boxes)
@@ -469,12 +419,8 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
         _execute(schedule, out, workers, initargs, on_outcome)
     finally:
         bar.close()
-        for q in servers or []:
-            q.put(None)
-        for proc in server_procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+        if server_procs:
+            _stop_detectors(servers, server_procs)
 
     manifest_name, summary_name = output_names(shard_rank, shard_count)
     write_manifest(manifest_frame([row for o in outcomes if o.status != "failed" for row in o.rows]),
