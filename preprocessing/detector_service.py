@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import queue
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -45,7 +46,7 @@ FRAME_BUDGET = 64
 class FrameRequest(NamedTuple):
     """What a worker sends for one batch: its frames stay in its shared-memory block."""
 
-    slot: int  #: the worker's reply queue
+    slot: int  #: the worker's slot: its request and reply pipes
     request: tuple[int, int]  #: (worker pid, number): matches the answer to the question
     block: str  #: shared-memory block holding the frames
     shape: tuple[int, ...]  #: ``N x H x W x 3``
@@ -59,50 +60,51 @@ def make_detector(settings: Settings, device: str) -> FaceDetector:
                         min_score=settings.min_score)
 
 
-def serve_detector(settings: Settings, device: str, requests: Any, replies: Sequence[Any]) -> None:
-    """Process entry point: detect faces for the workers on ``device`` until told to stop (``None``)."""
+def serve_detector(settings: Settings, device: str, inbox: dict[int, Any], replies: dict[int, Any], stop: Any) -> None:
+    """Process entry point: detect faces for the workers on ``device`` until the command says stop."""
     # Spawned by the command itself: dies with it rather than waiting forever for requests.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
-    serve(make_detector(settings, device), requests, replies)
+    serve(make_detector(settings, device), inbox, replies, stop)
 
 
-def serve(detector: Any, requests: Any, replies: Sequence[Any], budget: int = FRAME_BUDGET) -> None:
-    """Answer :class:`FrameRequest` s from ``requests`` on ``replies[slot]`` until a ``None`` arrives.
+def serve(detector: Any, inbox: dict[int, Any], replies: dict[int, Any], stop: Any, budget: int = FRAME_BUDGET) -> None:
+    """Answer the workers' :class:`FrameRequest` s until a message arrives on ``stop`` and no request waits.
 
     Args:
         detector: anything with :meth:`FaceDetector.detect`.
-        requests: queue of :class:`FrameRequest` (``None`` stops the service).
-        replies: one queue per worker slot; each answer is ``(request, "ok", boxes)`` or
-            ``(request, "error", message)``.
+        inbox: reply slot -> the receiving end of that worker's request pipe.
+        replies: reply slot -> the sending end of that worker's reply pipe; each answer is
+            ``(request, "ok", boxes)`` or ``(request, "error", message)``.
+        stop: receiving end of the command's stop pipe.
         budget: frames gathered across waiting requests before detecting.
     """
     attachments = Attachments()
     try:
-        stop = False
-        while not stop and (first := requests.get()) is not None:
-            batch, stop = drain(requests, first, budget)
-            answer(detector, batch, replies, attachments)
+        while True:
+            ready = wait([stop, *inbox.values()])
+            if ready == [stop]:
+                break
+            answer(detector, gather(list(inbox.values()), budget), replies, attachments)
     finally:
         attachments.close()
 
 
-def drain(requests: Any, first: FrameRequest, budget: int) -> tuple[list[FrameRequest], bool]:
-    """``first`` and the requests already waiting, up to ``budget`` frames; and whether a stop came."""
-    batch, frames = [first], first.shape[0]
-    while frames < budget:
-        try:
-            message = requests.get_nowait()
-        except queue.Empty:
-            break
-        if message is None:
-            return batch, True
-        batch.append(message)
-        frames += message.shape[0]
-    return batch, False
+def gather(inbox: Sequence[Any], budget: int) -> list[FrameRequest]:
+    """The requests waiting on ``inbox``, one per worker a round, until ``budget`` frames (never blocks)."""
+    batch: list[FrameRequest] = []
+    frames = 0
+    while frames < budget and (ready := wait(inbox, timeout=0)):
+        for connection in ready:
+            message = connection.recv()
+            batch.append(message)
+            frames += message.shape[0]
+            if frames >= budget:
+                break
+    return batch
 
 
-def answer(detector: Any, batch: Sequence[FrameRequest], replies: Sequence[Any], attachments: Attachments) -> None:
+def answer(detector: Any, batch: Sequence[FrameRequest], replies: dict[int, Any], attachments: Attachments) -> None:
     """Detect the frames of ``batch`` (one ``detect`` per frame size) and answer each request."""
     groups: dict[tuple[int, ...], list[tuple[FrameRequest, np.ndarray]]] = {}
     for message in batch:
@@ -116,7 +118,7 @@ def answer(detector: Any, batch: Sequence[FrameRequest], replies: Sequence[Any],
         _detect_group(detector, members, replies)
 
 
-def _detect_group(detector: Any, members: list[tuple[FrameRequest, np.ndarray]], replies: Sequence[Any]) -> None:
+def _detect_group(detector: Any, members: list[tuple[FrameRequest, np.ndarray]], replies: dict[int, Any]) -> None:
     """One ``detect`` on the frames of several requests (one size); each request gets its part."""
     try:
         # Landmarks for all: they are extra columns, the boxes are the same either way.
@@ -135,26 +137,26 @@ def _detect_group(detector: Any, members: list[tuple[FrameRequest, np.ndarray]],
         _reply(replies, message, "ok", part if message.landmarks else [d[:, :5] for d in part])
 
 
-def _reply(replies: Sequence[Any], message: FrameRequest, status: str, result: Any) -> None:
-    replies[message.slot].put((message.request, status, result))
+def _reply(replies: dict[int, Any], message: FrameRequest, status: str, result: Any) -> None:
+    replies[message.slot].send((message.request, status, result))
 
 
 class RemoteDetector:
     """A worker's handle on a detector process (same ``detect`` as :class:`FaceDetector`).
 
     Args:
-        requests: the detector process's request queue.
-        reply: this worker's reply queue.
-        slot: index of ``reply`` among the detector's reply queues.
+        request: sending end of this slot's request pipe.
+        reply: receiving end of this slot's reply pipe.
+        slot: the slot (the worker's pipes and, with the pid, its requests' numbers).
         prefix: name prefix of this worker's shared-memory block
             (:func:`preprocessing.shared_frames.block_prefix` of the command).
         timeout: seconds to wait for an answer.
     """
 
-    def __init__(self, requests: Any, reply: Any, slot: int, prefix: str, timeout: float = 600.0) -> None:
+    def __init__(self, request: Any, reply: Any, slot: int, prefix: str, timeout: float = 600.0) -> None:
         from multiprocessing.util import Finalize
 
-        self.requests, self.reply, self.slot, self.timeout = requests, reply, slot, timeout
+        self.request, self.reply, self.slot, self.timeout = request, reply, slot, timeout
         self.block = FrameBlock(prefix)
         self._count = 0
         # Pool workers leave through os._exit: atexit would not run, multiprocessing's finalisers do.
@@ -164,22 +166,21 @@ class RemoteDetector:
         """Boxes of ``frames`` (all of one size), computed by the detector process."""
         if len(frames) == 0:
             return []
-        # Requests are numbered: the reply slot may have served a worker that died, and a late
+        # Requests are numbered: the slot may have served a worker that died, and a late
         # answer to its last request must not be taken for ours.
         self._count += 1
-        request = (os.getpid(), self._count)
+        number = (os.getpid(), self._count)
         # Full-resolution frames travel: MTCNN's refinement stages crop them (see forensics.media.faces).
         # The previous request was answered (or abandoned after the timeout, its answer to be
         # ignored), so the block is ours to overwrite.
         name, shape, dtype = self.block.write(frames)
-        self.requests.put(FrameRequest(self.slot, request, name, shape, dtype, landmarks))
+        self.request.send(FrameRequest(self.slot, number, name, shape, dtype, landmarks))
         deadline = time.monotonic() + self.timeout
         while True:
-            try:
-                answered, status, result = self.reply.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError(f"detector process did not answer in {self.timeout:.0f} s") from None
-            if answered == request:
+            if not self.reply.poll(max(0.0, deadline - time.monotonic())):
+                raise RuntimeError(f"detector process did not answer in {self.timeout:.0f} s")
+            answered, status, result = self.reply.recv()
+            if answered == number:
                 break
         if status != "ok":
             raise RuntimeError(f"detector process: {result}")
@@ -190,16 +191,49 @@ class RemoteDetector:
         self.block.close()
 
 
-def start_detectors(settings: Settings, devices: list[str], workers: int) -> tuple[list, list, Any, list]:
-    """One detector process per device serving every worker: request queues, reply queues, free slots, processes."""
+@dataclass
+class DetectorService:
+    """The detector processes of a run and the pipes of each worker slot.
+
+    Pipes, not ``multiprocessing`` queues: a queue's reader holds a lock shared by all its
+    readers while it waits, and a writer holds one while its feeder thread writes, so a
+    worker killed at that moment (a decoder segfault) would leave the lock taken for every
+    later worker. A pipe has one writer and one reader, and a request (a few hundred bytes,
+    under ``PIPE_BUF``) is written in one atomic write.
+    """
+
+    requests: list[Any]  #: slot -> sending end of its request pipe (for the worker)
+    replies: list[Any]  #: slot -> receiving end of its reply pipe (for the worker)
+    slots: Any  #: queue of free slots, taken by each worker as it starts
+    stops: list[Any] = field(default_factory=list)  #: sending ends of each detector process's stop pipe
+    procs: list[Any] = field(default_factory=list)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the detector processes (terminated if they do not finish within ``timeout``)."""
+        for stop in self.stops:
+            stop.send(None)
+        for proc in self.procs:
+            proc.join(timeout=timeout)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def start_detectors(settings: Settings, devices: list[str], workers: int) -> DetectorService:
+    """One detector process per device, serving the worker slots ``slot % len(devices) == device``."""
     spawn = mp.get_context("spawn")  # a CUDA context can't cross a fork
-    servers = [spawn.Queue(maxsize=4 * workers) for _ in devices]
-    replies = [spawn.Queue() for _ in range(workers)]
+    requests = [spawn.Pipe(duplex=False) for _ in range(workers)]  # (receive, send)
+    replies = [spawn.Pipe(duplex=False) for _ in range(workers)]
     slots = spawn.Queue()
     for slot in range(workers):
         slots.put(slot)
-    procs = [spawn.Process(target=serve_detector, args=(settings, d, q, replies), daemon=True)
-             for d, q in zip(devices, servers)]
-    for proc in procs:
+    service = DetectorService([send for _, send in requests], [receive for receive, _ in replies], slots)
+    for d, device in enumerate(devices):
+        mine = range(d, workers, len(devices))
+        stop_receive, stop_send = spawn.Pipe(duplex=False)
+        proc = spawn.Process(target=serve_detector, daemon=True,
+                             args=(settings, device, {s: requests[s][0] for s in mine},
+                                   {s: replies[s][1] for s in mine}, stop_receive))
         proc.start()
-    return servers, replies, slots, procs
+        service.stops.append(stop_send)
+        service.procs.append(proc)
+    return service

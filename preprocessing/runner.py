@@ -119,6 +119,8 @@ def _init_worker(settings: Settings, out: Path, devices: list[str], servers: lis
                  replies: list[Any] | None, slots: Any | None, threads: int | None, owner: int | None = None) -> None:
     """Set up a worker process (or the main process when running inline).
 
+    ``servers``, ``replies``, ``slots``: with a shared detector, each slot's request and reply
+    pipe and the queue of free slots (:class:`preprocessing.detector_service.DetectorService`).
     ``owner``: pid of the command process; a worker dies with it (:func:`forensics.lifetime.guard_worker`).
     """
     if owner is not None:
@@ -140,7 +142,7 @@ def _init_worker(settings: Settings, out: Path, devices: list[str], servers: lis
     else:
         slot = slots.get(timeout=60)
         prefix = block_prefix(owner if owner is not None else os.getpid())
-        _STATE["detector_factory"] = lambda: RemoteDetector(servers[slot % len(servers)], replies[slot], slot, prefix)
+        _STATE["detector_factory"] = lambda: RemoteDetector(servers[slot], replies[slot], slot, prefix)
     _STATE.pop("detector", None)
 
 
@@ -342,19 +344,6 @@ def _completed(out: Path, mine: Sequence[MediaItem]) -> tuple[list[Outcome], set
     return outcomes, complete
 
 
-def _stop_detectors(servers: list[Any], procs: list[Any]) -> None:
-    """Stop the detector processes; remove the frame blocks of workers that were killed."""
-    for q in servers:
-        q.put(None)
-    for proc in procs:
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.terminate()
-    # Workers that exited normally unlinked their own blocks; a killed one (SIGKILL, or the
-    # SIGTERM of _stop_pool) could not.
-    sweep(block_prefix(os.getpid()))
-
-
 def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings: Settings, *,
                    device: str = "cpu", workers: int | None = None, shard_rank: int = 0, shard_count: int = 1,
                    local_rank: int = 0, progress: bool = True, shared_detector: bool | None = None,
@@ -408,19 +397,19 @@ def run_preprocess(items: Sequence[MediaItem], out: str | os.PathLike, settings:
         bar.update(1)
         bar.set_postfix(failed=failures, refresh=False)
 
-    servers = replies = slots = None
-    server_procs: list[Any] = []
-    if shared_detector and workers > 0:
-        servers, replies, slots, server_procs = start_detectors(settings, devices, workers)
-    threads = None if workers == 0 else 1
-    initargs = (settings, out, devices, servers, replies, slots, threads, os.getpid())
+    service = start_detectors(settings, devices, workers) if shared_detector and workers > 0 else None
+    channels = (service.requests, service.replies, service.slots) if service else (None, None, None)
+    initargs = (settings, out, devices, *channels, None if workers == 0 else 1, os.getpid())
     schedule = _Schedule(mine, out, complete, settings.reuse_boxes)
     try:
         _execute(schedule, out, workers, initargs, on_outcome)
     finally:
         bar.close()
-        if server_procs:
-            _stop_detectors(servers, server_procs)
+        if service is not None:
+            service.stop()
+            # Workers that exited normally unlinked their own frame blocks; a killed one (SIGKILL,
+            # or the SIGTERM of _stop_pool) could not.
+            sweep(block_prefix(os.getpid()))
 
     manifest_name, summary_name = output_names(shard_rank, shard_count)
     write_manifest(manifest_frame([row for o in outcomes if o.status != "failed" for row in o.rows]),

@@ -1,16 +1,15 @@
 """The detector service in-process: shared-memory requests, batches across workers, per-request answers.
 
-Real MTCNN on small frames; plain in-process queues stand in for the multiprocessing ones
-(the service only calls ``get``, ``get_nowait`` and ``put``).
+Real MTCNN on small frames, real pipes (both ends in this process).
 """
 
+import multiprocessing as mp
 import os
-import queue
 
 import numpy as np
 import pytest
 
-from preprocessing.detector_service import FrameRequest, drain, serve
+from preprocessing.detector_service import FrameRequest, gather, serve
 from preprocessing.shared_frames import PREFIX, SHM_FOLDER, FrameBlock, attach, sweep
 
 #: This test process's block names (a test run's blocks never collide with a real run's).
@@ -61,52 +60,57 @@ def _request(block, slot, number, frames, landmarks):
     return FrameRequest(slot, (0, number), name, shape, dtype, landmarks)
 
 
-def test_requests_of_two_sizes_drained_together_each_get_their_own_boxes(faces, detector):
+def _pipes(n):
+    """``n`` one-way pipes: (receiving ends, sending ends)."""
+    pairs = [mp.Pipe(duplex=False) for _ in range(n)]
+    return [r for r, _ in pairs], [w for _, w in pairs]
+
+
+def test_requests_of_two_sizes_gathered_together_each_get_their_own_boxes(faces, detector):
     square, wide = faces
     blocks = [FrameBlock(TEST_PREFIX) for _ in range(4)]
-    requests, replies = queue.Queue(), [queue.Queue() for _ in blocks]
+    (inbox, outbox), (answers, replies) = _pipes(4), _pipes(4)
     asked = [(square[:2], True), (wide, False), (square[2:], True)]
     for slot, (frames, landmarks) in enumerate(asked):
-        requests.put(_request(blocks[slot], slot, slot, frames, landmarks))
+        outbox[slot].send(_request(blocks[slot], slot, slot, frames, landmarks))
     # A request whose block is gone (its worker was killed and the block swept) fails alone.
-    requests.put(_request(blocks[3], 3, 3, square[:1], False))
+    outbox[3].send(_request(blocks[3], 3, 3, square[:1], False))
     blocks[3].close()
-    requests.put(None)
+    stop_receive, stop_send = mp.Pipe(duplex=False)
+    stop_send.send(None)  # the service answers what waits, then stops
     counting = Counting(detector)
     try:
-        serve(counting, requests, replies)
+        serve(counting, dict(enumerate(inbox)), dict(enumerate(replies)), stop_receive)
         # One batch of every waiting request: one detect per frame size, 3 + 2 frames.
         assert sorted(len(c) for c in counting.calls) == [2, 3]
         assert {c[0][:2] for c in counting.calls} == {(160, 160), (128, 192)}
         for slot, (frames, landmarks) in enumerate(asked):
-            number, status, found = replies[slot].get_nowait()
+            number, status, found = answers[slot].recv()
             assert number == (0, slot) and status == "ok"
             alone = detector.detect(frames, landmarks=landmarks)
             assert len(found) == len(frames) and all(len(d) == 1 for d in found)
             for got, want in zip(found, alone):  # batching across requests changes nothing
                 assert got.shape == want.shape == (1, 15 if landmarks else 5)
                 np.testing.assert_allclose(got, want, atol=1e-3)
-        number, status, message = replies[3].get_nowait()
+        number, status, message = answers[3].recv()
         assert number == (0, 3) and status == "error" and "FileNotFoundError" in message
+        assert not any(a.poll() for a in answers)
     finally:
         for block in blocks:
             block.close()
     assert _blocks() == []
 
 
-def test_drain_stops_at_the_frame_budget_and_at_stop():
-    def request(n):
-        return FrameRequest(0, (0, n), "x", (n, 2, 2, 3), "|u1", False)
-
-    requests = queue.Queue()
-    for n in (30, 30, 30):
-        requests.put(request(n))
-    requests.put(None)
-    first = requests.get()
-    batch, stop = drain(requests, first, 64)
-    assert [m.shape[0] for m in batch] == [30, 30, 30] and not stop  # 60 < 64: one more
-    batch, stop = drain(requests, request(1), 64)
-    assert len(batch) == 1 and stop
+def test_gather_stops_at_the_frame_budget_and_never_blocks():
+    inbox, outbox = _pipes(3)
+    for slot, n in enumerate((30, 30, 30)):
+        outbox[slot].send(FrameRequest(slot, (0, n), "x", (n, 2, 2, 3), "|u1", False))
+    batch = gather(inbox, 64)
+    assert [m.shape[0] for m in batch] == [30, 30, 30]  # 60 < 64: one more
+    assert gather(inbox, 64) == []
+    for slot in (0, 0, 1):
+        outbox[slot].send(FrameRequest(slot, (0, 1), "x", (40, 2, 2, 3), "|u1", False))
+    assert len(gather(inbox, 64)) == 2 and len(gather(inbox, 64)) == 1
 
 
 def test_blocks_grow_by_reallocation_and_are_unlinked():

@@ -12,9 +12,9 @@ import pytest
 
 from forensics.media.faces import box_iou
 from forensics.media.video import write_video
-from preprocessing.layouts import list_items, select_items
-from preprocessing.pipeline import Settings
-from preprocessing.runner import run_preprocess, shard_items
+from preprocessing.layouts import list_items
+from preprocessing.runner import shard_items
+from preprocessing.shared_frames import SHM_FOLDER, block_prefix
 from tests.preprocessing.conftest import FRAMES, assert_same_manifest, preprocess, read
 
 
@@ -75,19 +75,63 @@ def test_shards_merged_equal_a_single_run(pp_root, reference, tmp_path, monkeypa
     assert summary["videos"]["done"] == 18 and summary["shards"] == 2
 
 
-def test_worker_processes_and_shared_detector_give_the_same_crops(pp_root, reference, tmp_path):
+def test_worker_processes_give_the_same_crops(pp_root, reference, tmp_path):
     ref = read(reference)
-    items = select_items(list_items("ffpp", pp_root), splits=["train"])
     out = tmp_path / "pool"
     assert preprocess("--layout", "ffpp", "--root", pp_root, "--out", out, *FRAMES, "--only-splits", "train",
                       "--workers", "2") == 0
     assert_same_manifest(read(out), ref[ref.split == "train"])
-    # One detector process serving the workers (the CUDA arrangement), here on the CPU.
-    few = [i for i in items if i.video in ("000", "000_001")]
-    summary = run_preprocess(few, tmp_path / "shared", Settings(frames=4), workers=1, shared_detector=True,
-                             progress=False)
-    assert summary["videos"]["done"] == 2
-    assert_same_manifest(read(tmp_path / "shared"), ref[ref.video.isin(["000", "000_001"])])
+
+
+def _blocks(owner):
+    """Shared-memory frame blocks of command process ``owner`` still in /dev/shm."""
+    return sorted(p.name for p in SHM_FOLDER.glob(block_prefix(owner) + "*"))
+
+
+#: A run with the shared detector (the CUDA arrangement) on the CPU: the first 3 originals of argv[1].
+SHARED_RUN = """
+import logging, sys
+from preprocessing.layouts import list_items
+from preprocessing.pipeline import Settings
+from preprocessing.runner import run_preprocess
+logging.basicConfig(level=logging.WARNING)
+logging.getLogger("preprocessing.shared_frames").setLevel(logging.INFO)  # says how many blocks it swept
+items = [i for i in list_items("ffpp", sys.argv[1]) if i.method == "original"][:3]
+summary = run_preprocess(items, sys.argv[2], Settings(frames=4), workers=2, shared_detector=True, progress=False)
+sys.exit(0 if summary["videos"]["done"] == len(items) else 1)
+"""
+
+
+def test_shared_detector_gives_the_same_crops_and_a_killed_worker_leaves_no_frame_block(pp_root, reference,
+                                                                                         tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", SHARED_RUN, str(pp_root), str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (blocks := _blocks(proc.pid)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not blocks:
+            pytest.fail("the run ended before a worker wrote frames to shared memory")
+        worker = int(blocks[0][len(block_prefix(proc.pid)):].split("-")[0])  # forensics-<command>-<worker>-<n>
+        os.kill(worker, signal.SIGKILL)  # mid-run, its block in /dev/shm
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "a worker process died" in err and "leaked" not in err, err
+    # The killed worker's block (and its partner's: a broken pool terminates every worker) was
+    # swept when the workers restarted; the new workers unlinked theirs as they exited, so the
+    # sweep at the end found nothing (it says nothing then).
+    lines = err.splitlines()
+    swept = [i for i, line in enumerate(lines) if "shared-memory blocks left by killed workers" in line]
+    assert len(swept) == 1 and "a worker process died" in lines[swept[0] + 1], err
+    assert _blocks(proc.pid) == []
+    ref = read(reference)
+    videos = sorted(ref[ref.method == "original"].video.unique())[:3]
+    assert_same_manifest(read(out), ref[(ref.method == "original") & ref.video.isin(videos)])
 
 
 def _paste(canvas, patch, x, y):
