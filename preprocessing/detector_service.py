@@ -211,7 +211,10 @@ class DetectorService:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the detector processes (terminated if they do not finish within ``timeout``)."""
         for stop in self.stops:
-            stop.send(None)
+            try:
+                stop.send(None)
+            except OSError:  # that detector process is already gone
+                pass
         for proc in self.procs:
             proc.join(timeout=timeout)
             if proc.is_alive():
