@@ -8,7 +8,10 @@ On the same videos and sampled frames, in one run, it measures:
   full-resolution frame, ``faces[0]`` taken, cropped and saved as PNG; run in as many
   processes as ours has workers, so both use the same cores;
 * **ours**: ``forensics preprocess`` (workers, batched detection, box reuse for fakes) and,
-  to show where the speed comes from, the same with ``--no-box-reuse``;
+  to show where the speed comes from, the same with ``--no-box-reuse``; with
+  ``--shared-detector`` also ours with one detector process serving all workers (the
+  ``--device cuda`` arrangement: frames through shared memory, batches across workers), on
+  the benchmark's ``--device``;
 * **box agreement**: the fraction of frames whose subject box has IoU >= 0.9 with the naive
   pipeline's box (all frames, and originals only: a fake reuses its original's box, which the
   naive pipeline re-detects on the manipulated face);
@@ -18,6 +21,7 @@ Usage::
 
     python benchmarks/preprocess.py                        # makes the default synthetic dataset
     python benchmarks/preprocess.py --root DATA --layout ffpp --limit 40
+    python benchmarks/preprocess.py --shared-detector --device cuda   # on a GPU node
 """
 
 from __future__ import annotations
@@ -156,12 +160,13 @@ def naive(jobs, out, workers):
     return sum(f for f, _ in results), seconds, boxes
 
 
-def ours(items, out, workers, reuse, frames):
+def ours(items, out, workers, reuse, frames, shared=None, device="cpu"):
     from preprocessing.pipeline import Settings
     from preprocessing.runner import run_preprocess
 
     start = time.perf_counter()
-    summary = run_preprocess(items, out, Settings(frames=frames, reuse_boxes=reuse), workers=workers, progress=False)
+    summary = run_preprocess(items, out, Settings(frames=frames, reuse_boxes=reuse), workers=workers, progress=False,
+                             shared_detector=shared, device=device)
     seconds = time.perf_counter() - start
     import pandas as pd
 
@@ -195,6 +200,21 @@ def agreement(ours_boxes, naive_boxes, keys):
     return good / len(keys), len(keys)
 
 
+def _shared_figures(shared, ours_boxes, ours_fps, keys, device) -> dict:
+    """Print and return the shared-detector phase's frames/s, against ours, and its box agreement with ours."""
+    from forensics.media.faces import box_iou
+
+    frames, seconds, (boxes, stages) = shared
+    fps = frames / seconds
+    same = [k for k in keys if k in ours_boxes]
+    close = sum(1 for k in same if k in boxes and box_iou(boxes[k], ours_boxes[k]) >= 0.99)
+    print(f"ours, shared detector on {device}  {fps:8.1f} frames/s   {fps / ours_fps:.2f}x ours "
+          f"(one detector process, frames through shared memory); box IoU >= 0.99 with ours: "
+          f"{close / max(len(same), 1):.1%} of {len(same)} frames")
+    return {"device": device, "fps": round(fps, 1), "vs_ours": round(fps / ours_fps, 2),
+            "iou_ge_0.99_with_ours": round(close / max(len(same), 1), 4), "stage_seconds": stages}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="dataset root (default: make `forensics synth`'s default dataset)")
@@ -202,6 +222,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--limit", type=int, help="at most this many videos (originals first)")
+    parser.add_argument("--shared-detector", action="store_true",
+                        help="also measure ours with one detector process serving all workers (on --device)")
+    parser.add_argument("--device", default="cpu", help="device of the shared-detector phase (default cpu)")
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args(argv)
 
@@ -237,6 +260,8 @@ def main(argv=None) -> int:
                                                                    args.workers, True, args.frames)
         (nr_frames, nr_s, (nr_boxes, nr_stages)), nr_rss, nr_child = _in_child(ours, items, str(Path(tmp) / "noreuse"),
                                                                    args.workers, False, args.frames)
+        shared = _in_child(ours, items, str(Path(tmp) / "shared"), args.workers, True, args.frames, True,
+                           args.device)[0] if args.shared_detector else None
 
     keys = [f"{k}/{i}" for k, _, ix in jobs for i in ix]
     real_keys = [f"{k}/{i}" for (k, _, ix), item in zip(jobs, items) if item.label == 0 for i in ix]
@@ -277,6 +302,8 @@ def main(argv=None) -> int:
           f"frames; {agree_noreuse:.1%} without reuse)")
     print(f"peak RSS: naive {nv_child:.0f} MB per process; ours main {ou_rss:.0f} MB + {ou_child:.0f} MB per worker; "
           f"decode-only worker {dec_child:.0f} MB")
+    if shared is not None:
+        figures["shared_detector"] = _shared_figures(shared, ou_boxes, fps["ours"], keys, args.device)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
