@@ -10,9 +10,11 @@ boxes are those of per-request detection up to float rounding (tested).
 
 What keeps a long run alive: requests are numbered (a reply slot may have served a worker
 that died, and its late answer must not be taken for the next worker's); a worker waits at
-most ``timeout`` seconds; a batch that fails is retried request by request so that one bad
-request fails alone and the service goes on; the service ignores Ctrl-C (the command stops
-it) and dies with the command (:func:`forensics.lifetime.die_with_parent`).
+most ``timeout`` seconds, and fails at once if the detector process is gone; a batch that
+fails is retried request by request, so that one bad request fails alone and the service
+goes on; the service ignores Ctrl-C (the command stops it) and dies with the command
+(:func:`forensics.lifetime.die_with_parent`). Workers and detector talk through one pair of
+pipes per worker slot, not queues (:class:`DetectorService` says why).
 """
 
 from __future__ import annotations
@@ -174,14 +176,17 @@ class RemoteDetector:
         # The previous request was answered (or abandoned after the timeout, its answer to be
         # ignored), so the block is ours to overwrite.
         name, shape, dtype = self.block.write(frames)
-        self.request.send(FrameRequest(self.slot, number, name, shape, dtype, landmarks))
         deadline = time.monotonic() + self.timeout
-        while True:
-            if not self.reply.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"detector process did not answer in {self.timeout:.0f} s")
-            answered, status, result = self.reply.recv()
-            if answered == number:
-                break
+        try:
+            self.request.send(FrameRequest(self.slot, number, name, shape, dtype, landmarks))
+            while True:
+                if not self.reply.poll(max(0.0, deadline - time.monotonic())):
+                    raise RuntimeError(f"detector process did not answer in {self.timeout:.0f} s")
+                answered, status, result = self.reply.recv()
+                if answered == number:
+                    break
+        except (EOFError, BrokenPipeError):
+            raise RuntimeError("the detector process is gone") from None
         if status != "ok":
             raise RuntimeError(f"detector process: {result}")
         return result
@@ -237,6 +242,12 @@ def start_detectors(settings: Settings, devices: list[str], workers: int) -> Det
                              args=(settings, device, {s: requests[s][0] for s in mine},
                                    {s: replies[s][1] for s in mine}, stop_receive))
         proc.start()
+        # The detector's ends live in its process now. Closing our copies makes its death
+        # visible to the workers (a broken pipe, end of file) instead of a 600 s timeout.
+        for s in mine:
+            requests[s][0].close()
+            replies[s][1].close()
+        stop_receive.close()
         service.stops.append(stop_send)
         service.procs.append(proc)
     return service

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from preprocessing.detector_service import FrameRequest, gather, serve
+from preprocessing.detector_service import FrameRequest, RemoteDetector, gather, serve
 from preprocessing.shared_frames import PREFIX, SHM_FOLDER, FrameBlock, attach, sweep
 
 #: This test process's block names (a test run's blocks never collide with a real run's).
@@ -111,6 +111,20 @@ def test_gather_stops_at_the_frame_budget_and_never_blocks():
     for slot in (0, 0, 1):
         outbox[slot].send(FrameRequest(slot, (0, 1), "x", (40, 2, 2, 3), "|u1", False))
     assert len(gather(inbox, 64)) == 2 and len(gather(inbox, 64)) == 1
+
+
+@pytest.mark.parametrize("dies", ["before the request", "before the answer"])
+def test_a_dead_detector_fails_the_request_at_once(dies):
+    (inbox, outbox), (answers, replies) = _pipes(1), _pipes(1)
+    # Without the fix a worker waits its whole timeout and then says "did not answer".
+    remote = RemoteDetector(outbox[0], answers[0], 0, TEST_PREFIX, timeout=30)
+    if dies == "before the request":
+        inbox[0].close()
+    replies[0].close()  # the detector process's ends close when it dies (the command holds no copy)
+    with pytest.raises(RuntimeError, match="the detector process is gone"):
+        remote.detect([np.zeros((4, 4, 3), np.uint8)])
+    remote.close()
+    assert _blocks() == []
 
 
 def test_blocks_grow_by_reallocation_and_are_unlinked():

@@ -102,6 +102,7 @@ sys.exit(0 if summary["videos"]["done"] == len(items) else 1)
 """
 
 
+@pytest.mark.slow
 def test_shared_detector_gives_the_same_crops_and_a_killed_worker_leaves_no_frame_block(pp_root, reference,
                                                                                          tmp_path):
     out = tmp_path / "out"
