@@ -9,8 +9,9 @@
   one-thread MTCNN (a core is the device). With ``cuda`` one detector process per GPU serves
   every worker's batches of frames, so the GPUs hold one model each and the CPU cores do
   the decoding; frames travel through shared memory and are batched across workers
-  (:mod:`preprocessing.detector_service`). A worker that dies (a decoder crash) fails only the video it was on: the
-  videos in flight with it are retried one at a time to find the culprit.
+  (:mod:`preprocessing.detector_service`). A worker that dies (a decoder crash) fails only
+  the video it was on: the videos in flight with it are retried one at a time to find the
+  culprit.
 * **Shards.** ``--shard K/N`` (or torchrun's/SLURM's rank and world size) takes a disjoint,
   deterministic slice of the items. An original and its fakes are one unit of the slice, so
   box reuse, and therefore every crop, is the same whether the dataset is processed in one
