@@ -56,10 +56,10 @@ class FrameRequest(NamedTuple):
     landmarks: bool
 
 
-def make_detector(settings: Settings, device: str) -> FaceDetector:
-    """The face detector of ``settings`` on ``device``."""
+def make_detector(settings: Settings, device: str, batch_size: int = 32) -> FaceDetector:
+    """The face detector of ``settings`` on ``device``, running its cascade on up to ``batch_size`` frames."""
     return FaceDetector(device=device, min_face_size=settings.min_face_size, thresholds=settings.thresholds,
-                        min_score=settings.min_score)
+                        min_score=settings.min_score, batch_size=batch_size)
 
 
 def serve_detector(settings: Settings, device: str, inbox: dict[int, Any], replies: dict[int, Any], stop: Any) -> None:
@@ -67,7 +67,8 @@ def serve_detector(settings: Settings, device: str, inbox: dict[int, Any], repli
     # Spawned by the command itself: dies with it rather than waiting forever for requests.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
-    serve(make_detector(settings, device), inbox, replies, stop)
+    # Batches as large as the gathered requests (FaceDetector still bounds them by memory).
+    serve(make_detector(settings, device, batch_size=FRAME_BUDGET), inbox, replies, stop)
 
 
 def serve(detector: Any, inbox: dict[int, Any], replies: dict[int, Any], stop: Any, budget: int = FRAME_BUDGET) -> None:
