@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from forensics.data.manifest import write_manifest
-from tests.pipeline import preprocess, synth
+from tests.pipeline import once, preprocess, synth
 
 SIZE = 64
 def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZE, seed: int = 0,
@@ -71,7 +71,7 @@ def make_crops(root: Path, originals: int = 12, frames: int = 8, size: int = SIZ
 @pytest.fixture(scope="session")
 def refiner_manifest(tmp_path_factory) -> Path:
     """64x64 crops of 12 originals (8 train, 2 val, 2 test) and their fakes, 8 frames each."""
-    return make_crops(tmp_path_factory.mktemp("refiner_crops"))
+    return once(tmp_path_factory, "refiner_crops", make_crops)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,33 +93,35 @@ def finetune_overrides(manifest: Path, stage1: Path, out: Path, *extra: str) -> 
 
 
 @pytest.fixture(scope="session")
-def runs_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("refiner_runs")
-
-
-@pytest.fixture(scope="session")
-def stage1_run(refiner_manifest, runs_root) -> Path:
-    """A stage-1 run folder (4 epochs on the 64 real training crops)."""
+def stage1_run(refiner_manifest, tmp_path_factory) -> Path:
+    """A stage-1 run folder (4 epochs on the 64 real training crops); made once, shared by the
+    test files (and xdist workers) that read it."""
     from forensics.config import load_config
     from refiner.train import PretrainConfig, main
 
-    out = runs_root / "stage1"
-    cfg = load_config(PretrainConfig, CONFIGS / "synth_pretrain.yaml", pretrain_overrides(refiner_manifest, out))
-    assert main(cfg, "pretrain") == 0
-    return out
+    def build(folder: Path) -> Path:
+        out = folder / "stage1"
+        cfg = load_config(PretrainConfig, CONFIGS / "synth_pretrain.yaml", pretrain_overrides(refiner_manifest, out))
+        assert main(cfg, "pretrain") == 0
+        return out
+
+    return once(tmp_path_factory, "refiner_stage1", build)
 
 
 @pytest.fixture(scope="session")
-def refiner_run(refiner_manifest, stage1_run, runs_root) -> Path:
+def refiner_run(refiner_manifest, stage1_run, tmp_path_factory) -> Path:
     """A fine-tuned run folder (12 epochs on the 64 training pairs, the bottleneck frozen)."""
     from forensics.config import load_config
     from refiner.train import FinetuneConfig, main
 
-    out = runs_root / "finetune"
-    cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
-                      finetune_overrides(refiner_manifest, stage1_run, out))
-    assert main(cfg, "finetune") == 0
-    return out
+    def build(folder: Path) -> Path:
+        out = folder / "finetune"
+        cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
+                          finetune_overrides(refiner_manifest, stage1_run, out))
+        assert main(cfg, "finetune") == 0
+        return out
+
+    return once(tmp_path_factory, "refiner_finetune", build)
 
 
 #: The learning check's dataset: 24 identities (16 to train on, 4 held-out test videos), 16
@@ -137,19 +139,23 @@ def reenact_synth(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def reenact_manifest(reenact_synth, tmp_path_factory) -> Path:
     """:func:`reenact_synth` cropped by ``forensics preprocess`` (64 px)."""
-    return preprocess(reenact_synth, tmp_path_factory.mktemp("reenact_crops"), REENACT_FRAMES, SIZE)
+    return once(tmp_path_factory, "reenact_crops", lambda folder: preprocess(reenact_synth, folder, REENACT_FRAMES, SIZE))
 
 
 @pytest.fixture(scope="session")
-def reenact_run(reenact_manifest, runs_root) -> Path:
-    """Pretrain (4 epochs on the reals) then fine-tune (12 epochs on the pairs) on :func:`reenact_manifest`."""
+def reenact_run(reenact_manifest, tmp_path_factory) -> Path:
+    """Pretrain (4 epochs on the reals) then fine-tune (12 epochs on the pairs) on :func:`reenact_manifest`
+    (made once: test_train.py and test_video.py both read it, maybe from two xdist workers)."""
     from forensics.config import load_config
     from refiner.train import FinetuneConfig, PretrainConfig, main
 
-    stage1, out = runs_root / "reenact_stage1", runs_root / "reenact_finetune"
-    cfg = load_config(PretrainConfig, CONFIGS / "synth_pretrain.yaml", pretrain_overrides(reenact_manifest, stage1))
-    assert main(cfg, "pretrain") == 0
-    cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
-                      finetune_overrides(reenact_manifest, stage1, out))
-    assert main(cfg, "finetune") == 0
-    return out
+    def build(folder: Path) -> Path:
+        stage1, out = folder / "stage1", folder / "finetune"
+        cfg = load_config(PretrainConfig, CONFIGS / "synth_pretrain.yaml", pretrain_overrides(reenact_manifest, stage1))
+        assert main(cfg, "pretrain") == 0
+        cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
+                          finetune_overrides(reenact_manifest, stage1, out))
+        assert main(cfg, "finetune") == 0
+        return out
+
+    return once(tmp_path_factory, "reenact_run", build)

@@ -51,8 +51,8 @@ def test_finetune_starts_from_the_pretrained_reconstruction_and_logs_the_gain(re
     assert (refiner_run / "samples" / "start.png").is_file()
 
 
-def test_frozen_parts_are_unchanged_by_fine_tuning(refiner_run):
-    stage1 = load_checkpoint(refiner_run.parent / "stage1" / "checkpoints" / "best.pt")["model"]
+def test_frozen_parts_are_unchanged_by_fine_tuning(stage1_run, refiner_run):
+    stage1 = load_checkpoint(stage1_run / "checkpoints" / "best.pt")["model"]
     tuned = load_checkpoint(refiner_run / "checkpoints" / "best.pt")
     weights = tuned["model"]
     frozen = [k for k in stage1 if k.startswith(("encoder.to_latent.", "decoder.levels.2."))]
@@ -88,21 +88,21 @@ def test_existing_run_and_bad_config_are_refused(refiner_manifest, stage1_run):
                     pretrain_overrides(refiner_manifest, stage1_run, "model.input_size=66"))
 
 
-def test_eval_only_reports_the_best_checkpoint(refiner_manifest, refiner_run):
+def test_eval_only_reports_the_best_checkpoint(refiner_manifest, stage1_run, refiner_run):
     cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
-                      finetune_overrides(refiner_manifest, refiner_run.parent / "stage1", refiner_run))
+                      finetune_overrides(refiner_manifest, stage1_run, refiner_run))
     assert main(cfg, "finetune", eval_only=True) == 0
     evaluated = json.loads((refiner_run / "eval_report.json").read_text())
     trained = json.loads((refiner_run / "report.json").read_text())
     assert evaluated["test"]["output"]["psnr"] == pytest.approx(trained["test"]["output"]["psnr"], abs=1e-4)
 
 
-def test_eval_only_leaves_the_training_runs_record_as_it_is(refiner_manifest, refiner_run):
+def test_eval_only_leaves_the_training_runs_record_as_it_is(refiner_manifest, stage1_run, refiner_run):
     # Eval-only with a config that differs from training's (another seed, other workers) must
     # not rewrite config.yaml / run.json: they are the record of how the weights were made.
     record = {name: (refiner_run / name).read_bytes() for name in ("config.yaml", "run.json")}
     cfg = load_config(FinetuneConfig, CONFIGS / "synth_finetune.yaml",
-                      finetune_overrides(refiner_manifest, refiner_run.parent / "stage1", refiner_run,
+                      finetune_overrides(refiner_manifest, stage1_run, refiner_run,
                                          "seed=7", "data.num_workers=0"))
     assert main(cfg, "finetune", eval_only=True) == 0
     assert {name: (refiner_run / name).read_bytes() for name in record} == record
