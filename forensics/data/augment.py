@@ -63,6 +63,19 @@ class Decisions:
     erase: tuple[int, int, int, int] | None = None
 
 
+def draw_seed(sample_seed: int | None = None) -> int:
+    """A crop's augmentation seed: the first draw of torch's default generator, or of a
+    generator seeded by ``sample_seed``.
+
+    :class:`forensics.data.datasets.CropDataset` seeds the default generator with the sample's
+    ``(seed, epoch, index)`` seed before the loader's transform draws from it, and puts the same
+    seed in the sample for the batch path: both paths then draw the same augmentation seed."""
+    import torch
+
+    g = None if sample_seed is None else torch.Generator().manual_seed(int(sample_seed) & (2**63 - 1))
+    return int(torch.randint(0, 2**63 - 1, (), generator=g))
+
+
 def decide(a: AugmentConfig, side: int, seed: int) -> Decisions:
     """The augmentations of the crop of ``seed`` (a ``side`` x ``side`` image), with their parameters.
 

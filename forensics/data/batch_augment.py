@@ -1,18 +1,20 @@
 """The training augmentations on whole batches, on the training device (``data.augment.device: gpu``).
 
 With ``device: cpu`` (the default) every loader worker decodes a crop *and* augments it
-(:func:`forensics.data.transforms.build_transform`), about 0.5 ms of CPU a crop with the
-defaults. With ``device: gpu`` the workers only decode (and resize), and
-:class:`BatchAugment` applies the same augmentations with the same probabilities and
-parameter ranges to the uint8 batch after it reached the device, in the batch preparer,
-so a GPU node needs fewer loader cores per GPU. On a CPU-only run "gpu" simply means "on
-the batch, in the training process".
+(:func:`forensics.data.transforms.build_transform`), about half a PNG decode of CPU a crop
+with the defaults. With ``device: gpu`` the workers only decode (and resize), and
+:class:`BatchAugment` applies the same augmentations to the uint8 batch after it reached the
+device, in the batch preparer, so a GPU node needs fewer loader cores per GPU. On a CPU-only
+run "gpu" simply means "on the batch, in the training process".
 
-The pixel work is done by the same ``torchvision.transforms.v2.functional`` kernels as the
-CPU path (they run on CUDA tensors); only the random draws differ. Each crop's draws come
-from its own generator seeded by ``(seed, epoch, index)`` (the ``seed`` that
+Both paths take each crop's decisions and parameters from
+:func:`forensics.data.augment.decide`, seeded by ``(seed, epoch, index)`` (the ``seed`` that
 :class:`forensics.data.datasets.CropDataset` puts in the sample), so the same crop gets the
-same augmentation whichever rank, batch or resumed run it lands in, as on the CPU path.
+same augmentation whichever rank, batch or resumed run it lands in. The pixel work here is
+done by ``torchvision.transforms.v2.functional`` kernels (they run on CUDA tensors); for a
+given seed they give the CPU path's pixels for flips, colour, noise, JPEG and cut-out, and
+differ by the kernel for blur (a level at most) and the down-then-up resize (antialiased
+bilinear here, area averaging on the CPU path).
 
 Cheap, frequent ops (flips) are vectorised over the batch; the others touch only the crops
 that drew them (30% or fewer of a batch with the defaults).
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from forensics.data.augment import BRIGHTNESS, CONTRAST, SLOTS, TO_UINT8, Decisions, decide, noise
+from forensics.data.augment import BRIGHTNESS, CONTRAST, SLOTS, TO_UINT8, Decisions, decide, draw_seed, noise
 
 if TYPE_CHECKING:
     import torch
@@ -55,10 +57,11 @@ class BatchAugment:
             else v2.InterpolationMode.BILINEAR
 
     def __call__(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-        """``images``: uint8 ``N x C x H x W`` on any device; ``seeds``: one int per crop."""
+        """``images``: uint8 ``N x C x H x W`` on any device; ``seeds``: one int per crop (the
+        sample's ``seed``)."""
         import torch
 
-        seeds = [int(s) for s in seeds.tolist()]
+        seeds = [draw_seed(s) for s in seeds.tolist()]  # what the CPU path draws for these samples
         decisions = [decide(self.a, self.side, s) for s in seeds]
         flip = torch.tensor([d.flip for d in decisions], device=images.device).view(-1, 1, 1, 1)
         images = torch.where(flip, images.flip(-1), images)

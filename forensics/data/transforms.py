@@ -3,8 +3,9 @@
 Two stages, as timm's ``PrefetchLoader`` does it:
 
 1. :func:`build_transform` (in the DataLoader workers): uint8 ``C x H x W`` in, uint8 out at
-   the model's input size, with the configured augmentations (torchvision.transforms.v2).
-   Staying in uint8 keeps the workers cheap and sends 4x less data between processes.
+   the model's input size, with the configured augmentations (one fused callable on OpenCV and
+   numpy kernels, :mod:`forensics.data.augment`). Staying in uint8 keeps the workers cheap
+   and sends 4x less data between processes.
 2. :func:`batch_preparer` (in the training process, on the device): uint8 to float, minus mean,
    over std. Mean, std and input size come from the model's pretrained config
    (:func:`forensics.models.data_config`), never from constants, so Xception gets 299 and
@@ -13,8 +14,8 @@ Two stages, as timm's ``PrefetchLoader`` does it:
 Augmentations (each applied with its own probability; 0 turns it off) are the ones
 deepfake detectors rely on to survive real-world video: horizontal flips, JPEG
 re-compression at a random quality, Gaussian blur, Gaussian noise, colour jitter, an
-isotropic down-then-up resize (resolution loss) and cut-out. The defaults are light enough
-for the loader to keep up with a GPU (see ``benchmarks/loader.py``).
+isotropic down-then-up resize (resolution loss) and cut-out. With the defaults they cost
+about half a PNG decode per crop (``benchmarks/loader.py``).
 """
 
 from __future__ import annotations
@@ -91,13 +92,15 @@ class CropTransform:
         from torchvision import tv_tensors
         from torchvision.transforms.v2 import functional as F
 
+        from forensics.data.augment import draw_seed
+
         if self.resize is not None:
             if mask is None:
                 image = self.resize(image)
             else:
                 image, mask = self.resize(image, tv_tensors.Mask(mask))
                 mask = mask.as_subclass(torch.Tensor)
-        seed = int(torch.randint(0, 2**63 - 1, ()))
+        seed = draw_seed()  # from the default generator, which the dataset seeds per sample
         # A decoded crop is a C x H x W view of H x W x C memory: this is that memory, no copy.
         array = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
         plane = None if mask is None else np.ascontiguousarray(mask[0].numpy())

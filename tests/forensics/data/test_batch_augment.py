@@ -15,8 +15,9 @@ import torch
 from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms.v2 import functional as F
 
-from forensics.data.augment import CropAugment, color_jitter, decide, jpeg
+from forensics.data.augment import color_jitter, decide, draw_seed, jpeg
 from forensics.data.batch_augment import BatchAugment, batch_augment
+from forensics.data.datasets import CropDataset, load_frames
 from forensics.data.transforms import AugmentConfig, batch_preparer, build_transform
 from forensics.errors import ConfigError
 
@@ -43,11 +44,14 @@ def per_crop(images: torch.Tensor, augment: AugmentConfig, seed: int = 0) -> tor
 
 
 def fused(images: torch.Tensor, augment: AugmentConfig, seeds=None) -> torch.Tensor:
-    """The CPU path's kernels on each crop with the batch path's seeds."""
+    """The loader's transform on each crop, as the dataset calls it: the default generator
+    seeded with the sample's seed (the one the batch path gets)."""
     seeds = torch.arange(len(images)) if seeds is None else seeds
-    crop = CropAugment(augment, SIDE)
-    return torch.stack([torch.from_numpy(crop.apply(hwc(image), int(seed))[0]).permute(2, 0, 1)
-                        for image, seed in zip(images, seeds)])
+    transform, out = build_transform(DATA_CFG, augment, crop_size=SIDE), []
+    for image, seed in zip(images, seeds.tolist()):
+        torch.manual_seed(seed)
+        out.append(transform(image))
+    return torch.stack(out)
 
 
 def hwc(image: torch.Tensor) -> np.ndarray:
@@ -87,11 +91,25 @@ def test_blur_and_resize_differ_only_by_their_kernels(ops, mean_gap, max_gap):
     assert not torch.equal(cpu, images) and gap.float().mean() < mean_gap and gap.max() <= max_gap, gap.float().mean()
 
 
+def test_a_sample_gets_the_same_augmentation_on_either_device(crop_manifest):
+    """``data.augment.device: cpu`` and ``gpu`` over the same dataset: the same pixels."""
+    frames = load_frames(crop_manifest, "train")
+    augment = AugmentConfig(**{**OFF, "hflip_p": 0.5, "jpeg_p": 0.5, "color_p": 0.5, "noise_p": 0.5, "cutout_p": 0.5})
+    labels = frames["label"].to_numpy()
+    cpu = CropDataset(frames, labels, build_transform(DATA_CFG, augment, 224), seed=7)
+    gpu = CropDataset(frames, labels, build_transform(DATA_CFG, None, 224), seed=7, emit_seed=True)
+    samples = [gpu[i] for i in range(12)]
+    batch = BatchAugment(augment, SIDE)(torch.stack([s["image"] for s in samples]),
+                                        torch.stack([s["seed"] for s in samples]))
+    assert not torch.equal(batch, torch.stack([s["image"] for s in samples]))
+    assert torch.equal(batch, torch.stack([cpu[i]["image"] for i in range(12)]))
+
+
 def test_default_augmentations_decide_alike_on_both_paths():
     images, augment = crops(96), AugmentConfig()
     seeds = torch.arange(1000, 1096)
     cpu, batch = fused(images, augment, seeds), on_batch(images, augment, seeds)
-    kernels_differ = torch.tensor([(lambda d: d.size is not None or d.sigma is not None)(decide(augment, SIDE, int(s)))
+    kernels_differ = torch.tensor([(lambda d: d.size is not None or d.sigma is not None)(decide(augment, SIDE, draw_seed(s)))
                                    for s in seeds])
     assert 3 <= kernels_differ.sum() < 30
     assert torch.equal(cpu[~kernels_differ], batch[~kernels_differ])
@@ -127,7 +145,7 @@ def test_fused_kernels_equal_the_ones_they_replace():
     assert torch.equal(flipped, images.flip(-1))
     augment = AugmentConfig(**{**OFF, "cutout_p": 1.0})
     torch.manual_seed(0)
-    seeds = [int(torch.randint(0, 2**63 - 1, ())) for _ in images]
+    seeds = [draw_seed() for _ in images]
     erased = per_crop(images, augment)
     for image, seed, got in zip(images, seeds, erased):
         top, left, h, w = decide(augment, SIDE, seed).erase
@@ -153,7 +171,7 @@ def test_pair_moves_the_mask_with_flips_and_resizes_only():
     assert not torch.equal(out, image.flip(-1)) and torch.equal(moved, mask.flip(-1))
     augment = AugmentConfig(**{**OFF, "downscale_p": 1.0})
     torch.manual_seed(0)
-    size = decide(augment, SIDE, int(torch.randint(0, 2**63 - 1, ()))).size
+    size = decide(augment, SIDE, draw_seed()).size
     torch.manual_seed(0)
     _, moved = build_transform(DATA_CFG, augment, SIDE).pair(image, mask)
     nearest = F.InterpolationMode.NEAREST  # what v2.Resize does to a tv_tensors.Mask
