@@ -1,6 +1,6 @@
 """The training augmentations of one crop: what to apply, decided once, and the loader's CPU kernels.
 
-Two paths apply :class:`~forensics.data.transforms.AugmentConfig`'s augmentations: the loader
+Two paths apply :class:`AugmentConfig`'s augmentations (``data.augment``): the loader
 workers, per crop (``data.augment.device: cpu``, :class:`CropAugment` here), and the training
 process, per batch on the device (``gpu``, :mod:`forensics.data.batch_augment`). Both take the
 crop's decisions from :func:`decide`, so for the same seed they flip, resize, jitter, blur,
@@ -17,15 +17,52 @@ core: JPEG via OpenCV ~0.7 ms vs ~1.3, colour jitter as lookup tables ~0.3 ms vs
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
+from forensics.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where used: configs import this module
     import torch
 
-    from forensics.data.transforms import AugmentConfig
+
+@dataclass
+class AugmentConfig:
+    """Training augmentations; every ``*_p`` is the probability of applying that one."""
+
+    hflip_p: float = 0.5
+    jpeg_p: float = 0.3
+    jpeg_quality: list[int] = field(default_factory=lambda: [60, 100])
+    blur_p: float = 0.02  # ~2 ms a crop when applied (a 5x5 convolution): rare by default
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 1.5])
+    noise_p: float = 0.02  # ~2 ms a crop when applied (float round trip): rare by default
+    noise_sigma: float = 0.02  # on the [0, 1] scale
+    color_p: float = 0.3
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.0  # hue jitter costs 5x the rest of the colour jitter
+    downscale_p: float = 0.1  # isotropic down-then-up resize
+    downscale_min: float = 0.5  # smallest scale factor
+    cutout_p: float = 0.1
+    cutout_scale: list[float] = field(default_factory=lambda: [0.02, 0.15])
+    # cpu: per crop in the loader workers; gpu: per batch on the training device, so the
+    # workers only decode (forensics/data/batch_augment.py; same probabilities and ranges).
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.device not in ("cpu", "gpu"):
+            raise ConfigError(f"data.augment.device must be cpu or gpu, got {self.device!r}")
+        for name, value in vars(self).items():
+            if name.endswith("_p") and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"data.augment.{name} must be a probability in [0, 1], got {value}")
+        if not (len(self.jpeg_quality) == 2 and 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100):
+            raise ConfigError(f"data.augment.jpeg_quality must be [low, high] within 1..100, got {self.jpeg_quality}")
+        if not 0.0 < self.downscale_min <= 1.0:
+            raise ConfigError(f"data.augment.downscale_min must be in (0, 1], got {self.downscale_min}")
+
 
 #: Uniform draws per crop, one slot per decision, so a crop's draws don't depend on which
 #: augmentations it got (see :func:`decide`).

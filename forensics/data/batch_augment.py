@@ -29,7 +29,7 @@ from forensics.data.augment import BRIGHTNESS, CONTRAST, SLOTS, TO_UINT8, Decisi
 if TYPE_CHECKING:
     import torch
 
-    from forensics.data.transforms import AugmentConfig
+    from forensics.data.augment import AugmentConfig
 
 __all__ = ["SLOTS", "BatchAugment", "batch_augment"]
 

@@ -21,51 +21,17 @@ about half a PNG decode per crop (``benchmarks/loader.py``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forensics.errors import ConfigError
+# The config lives beside the augmentations; configs and callers import it from here too.
+from forensics.data.augment import AugmentConfig, CropAugment, draw_seed
 
 if TYPE_CHECKING:  # torch and torchvision are imported where used: configs import this module
     import torch
 
+__all__ = ["AugmentConfig", "CropTransform", "batch_preparer", "build_transform", "normalize"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AugmentConfig:
-    """Training augmentations; every ``*_p`` is the probability of applying that one."""
-
-    hflip_p: float = 0.5
-    jpeg_p: float = 0.3
-    jpeg_quality: list[int] = field(default_factory=lambda: [60, 100])
-    blur_p: float = 0.02  # ~2 ms a crop when applied (a 5x5 convolution): rare by default
-    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 1.5])
-    noise_p: float = 0.02  # ~2 ms a crop when applied (float round trip): rare by default
-    noise_sigma: float = 0.02  # on the [0, 1] scale
-    color_p: float = 0.3
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.0  # hue jitter costs 5x the rest of the colour jitter
-    downscale_p: float = 0.1  # isotropic down-then-up resize
-    downscale_min: float = 0.5  # smallest scale factor
-    cutout_p: float = 0.1
-    cutout_scale: list[float] = field(default_factory=lambda: [0.02, 0.15])
-    # cpu: per crop in the loader workers; gpu: per batch on the training device, so the
-    # workers only decode (forensics/data/batch_augment.py; same probabilities and ranges).
-    device: str = "cpu"
-
-    def validate(self) -> None:
-        if self.device not in ("cpu", "gpu"):
-            raise ConfigError(f"data.augment.device must be cpu or gpu, got {self.device!r}")
-        for name, value in vars(self).items():
-            if name.endswith("_p") and not 0.0 <= value <= 1.0:
-                raise ConfigError(f"data.augment.{name} must be a probability in [0, 1], got {value}")
-        if not (len(self.jpeg_quality) == 2 and 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100):
-            raise ConfigError(f"data.augment.jpeg_quality must be [low, high] within 1..100, got {self.jpeg_quality}")
-        if not 0.0 < self.downscale_min <= 1.0:
-            raise ConfigError(f"data.augment.downscale_min must be in (0, 1], got {self.downscale_min}")
 
 
 class CropTransform:
@@ -91,8 +57,6 @@ class CropTransform:
         import torch
         from torchvision import tv_tensors
         from torchvision.transforms.v2 import functional as F
-
-        from forensics.data.augment import draw_seed
 
         if self.resize is not None:
             if mask is None:
@@ -136,8 +100,6 @@ def build_transform(data_cfg: dict[str, Any], augment: AugmentConfig | None = No
             log.info("crops are %dx%d, the model expects %dx%d: resizing each crop", crop_size, crop_size, side, side)
         resize = v2.Resize((side, side), interpolation=interpolation, antialias=True)
     if augment is not None:
-        from forensics.data.augment import CropAugment
-
         return CropTransform(CropAugment(augment, side, data_cfg.get("interpolation", "bilinear")), resize,
                              grayscale=channels == 1)
     steps = [] if resize is None else [resize]
