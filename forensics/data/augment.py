@@ -276,8 +276,10 @@ def color_jitter(image: np.ndarray, steps: tuple[tuple[int, float], ...], hue: f
             pixels = _read(image, table, pending)
             grey = _grey(pixels)
             # x * f + grey * (1 - f): scaleAdd rounds once, as torch's fused multiply-add does.
-            blended = cv2.scaleAdd(cv2.merge([grey, grey, grey]), float(rest), pixels * f)
-            image, table = _truncate(blended).astype(np.uint8), np.arange(256, dtype=np.float32)
+            # In place: on one core the cost of this step is mostly memory traffic.
+            pixels = cv2.scaleAdd(cv2.merge([grey, grey, grey]), float(rest), np.multiply(pixels, f, out=pixels),
+                                  dst=pixels)
+            image, table = np.clip(pixels, 0, 255, out=pixels).astype(np.uint8), np.arange(256, dtype=np.float32)
         pending = op != SATURATION
     if pending:
         image = cv2.LUT(image, table.astype(np.uint8))
