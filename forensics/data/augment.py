@@ -116,14 +116,12 @@ def draw_seed(sample_seed: int | None = None) -> int:
 def decide(a: AugmentConfig, side: int, seed: int) -> Decisions:
     """The augmentations of the crop of ``seed`` (a ``side`` x ``side`` image), with their parameters.
 
-    Each decision reads its own slots of :data:`SLOTS` uniform draws from a generator seeded
-    by ``seed``; the cut-out rectangle, which may need several tries, draws from the same
-    generator after them.
+    Each decision reads its own slots of :data:`SLOTS` uniform draws from a stream seeded by
+    ``seed``; the cut-out rectangle, which may need several tries, draws from the same stream
+    after them.
     """
-    import torch
-
-    g = torch.Generator().manual_seed(int(seed) & (2**63 - 1))
-    u = torch.rand(SLOTS, generator=g, dtype=torch.float64).tolist()
+    stream = Uniforms(seed)
+    u = [stream() for _ in range(SLOTS)]
     size = sigma = quality = erase = color = None
     if u[1] < a.downscale_p:
         # v2.RandomResize(low, side)'s draw: an integer side in [low, side).
@@ -137,10 +135,28 @@ def decide(a: AugmentConfig, side: int, seed: int) -> Decisions:
         low, high = a.jpeg_quality
         quality = low + min(int(u[15] * (high - low + 1)), high - low)
     if u[16] < a.cutout_p:
-        erase = _erase_box(side, side, a.cutout_scale, g)
+        erase = _erase_box(side, side, a.cutout_scale, stream)
     hue = (2 * u[7] - 1) * a.hue if color is not None and a.hue else 0.0
     return Decisions(flip=u[0] < a.hflip_p, size=size, color=color, hue=hue, sigma=sigma,
                      noise=u[13] < a.noise_p, quality=quality, erase=erase)
+
+
+class Uniforms:
+    """Uniform floats in [0, 1) from a 64-bit seed: SplitMix64 (Steele, Lea and Flood, "Fast
+    splittable pseudorandom number generators", OOPSLA 2014), the generator Java's
+    ``SplittableRandom`` uses and others seed from. In plain Python: a crop's twenty-odd draws
+    cost less than setting up one torch generator."""
+
+    MASK = 2**64 - 1
+
+    def __init__(self, seed: int) -> None:
+        self.state = int(seed) & self.MASK
+
+    def __call__(self) -> float:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
+        z = ((self.state ^ (self.state >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+        return ((z ^ (z >> 31)) >> 11) * 2.0**-53  # the top 53 bits: a double's mantissa
 
 
 def _color_steps(a: AugmentConfig, factors: list[float], order: list[float]) -> tuple[tuple[int, float], ...]:
@@ -155,14 +171,12 @@ def _color_steps(a: AugmentConfig, factors: list[float], order: list[float]) -> 
     return tuple(steps)
 
 
-def _erase_box(height: int, width: int, scale: list[float], g: torch.Generator) -> tuple[int, int, int, int] | None:
+def _erase_box(height: int, width: int, scale: list[float], stream: Uniforms) -> tuple[int, int, int, int] | None:
     """A rectangle drawn as ``v2.RandomErasing`` draws it: area fraction uniform in ``scale``,
     aspect ratio log-uniform in [0.3, 3.3], ten tries; ``None`` if none fits."""
-    import torch
-
     low, high = scale
     for _ in range(10):
-        r = torch.rand(4, generator=g, dtype=torch.float64).tolist()
+        r = [stream() for _ in range(4)]
         area = height * width * (low + r[0] * (high - low))
         ratio = math.exp(math.log(0.3) + r[1] * (math.log(3.3) - math.log(0.3)))
         h, w = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))

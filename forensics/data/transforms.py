@@ -66,13 +66,14 @@ class CropTransform:
                 mask = mask.as_subclass(torch.Tensor)
         seed = draw_seed()  # from the default generator, which the dataset seeds per sample
         # A decoded crop is a C x H x W view of H x W x C memory: this is that memory, no copy.
-        array = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
-        plane = None if mask is None else np.ascontiguousarray(mask[0].numpy())
+        # (numpy's views, not torch's: a torch call costs more than these small steps.)
+        array = np.ascontiguousarray(image.numpy().transpose(1, 2, 0))
+        plane = None if mask is None else np.ascontiguousarray(mask.numpy()[0])
         out, moved = self.augment.apply(array, seed, plane)
         if out is not array:
-            image = torch.from_numpy(out).permute(2, 0, 1)
+            image = torch.from_numpy(out.transpose(2, 0, 1))
         if moved is not plane:
-            mask = torch.from_numpy(moved)[None]
+            mask = torch.from_numpy(moved[None])
         if self.grayscale:
             image = F.rgb_to_grayscale(image, num_output_channels=1)
         return image, mask

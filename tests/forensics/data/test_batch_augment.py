@@ -15,7 +15,7 @@ import torch
 from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms.v2 import functional as F
 
-from forensics.data.augment import color_jitter, decide, draw_seed, jpeg
+from forensics.data.augment import Uniforms, color_jitter, decide, draw_seed, jpeg
 from forensics.data.batch_augment import BatchAugment, batch_augment
 from forensics.data.datasets import CropDataset, load_frames
 from forensics.data.transforms import AugmentConfig, batch_preparer, build_transform
@@ -212,6 +212,13 @@ def test_same_seed_same_pixels_other_seed_other_pixels():
     # A crop's augmentation does not depend on its batch: alone it gets the same pixels.
     assert torch.equal(first[3:4], on_batch(images[3:4], augment, seeds[3:4]))
     assert not torch.equal(first, on_batch(images, augment, seeds + 1))
+
+
+def test_decision_stream_is_splitmix64():
+    """The reference's first output for seed 0 (Steele et al. 2014; Vigna's splitmix64.c)."""
+    assert Uniforms(0)() == (0xE220A8397B1DCDAF >> 11) * 2.0**-53
+    draws = [Uniforms(7)() for _ in range(2)] + [Uniforms(8)()]
+    assert draws[0] == draws[1] != draws[2] and 0 <= min(draws) and max(draws) < 1
 
 
 def test_batch_preparer_augments_before_normalising():
