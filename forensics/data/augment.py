@@ -9,9 +9,12 @@ differ where a device needs its own (torchvision's on CUDA tensors, OpenCV/numpy
 
 :class:`CropAugment` is the fused CPU path: it works on the ``H x W x C`` uint8 array under the
 crop's tensor (the decoded PNG's own layout: no copy), applies only the steps the crop drew, and
-uses kernels that cost a fraction of torchvision's on one small image (per 224x224 crop, one
-core: JPEG via OpenCV ~0.7 ms vs ~1.3, colour jitter as lookup tables ~0.3 ms vs ~2, flip
-~0.02 ms; ``benchmarks/loader.py`` measures the whole).
+uses kernels that cost a fraction of torchvision's ``v2`` transforms on one small image (per
+224x224 crop, one core, loaded machine: JPEG via OpenCV ~0.7 ms vs ~1.3 for the same bytes,
+colour jitter ~0.55 vs ~2.2, down-then-up ~0.6 vs ~1.2, blur ~0.2 vs ~2.3, no per-step
+``RandomApply`` overhead; ``benchmarks/loader.py`` measures the whole). The decisions come
+from a plain-Python SplitMix64 stream (:class:`Uniforms`), not a torch generator: a torch call
+costs more than most steps here.
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ class AugmentConfig:
     hflip_p: float = 0.5
     jpeg_p: float = 0.3
     jpeg_quality: list[int] = field(default_factory=lambda: [60, 100])
-    blur_p: float = 0.02  # ~2 ms a crop when applied (a 5x5 convolution): rare by default
+    # Costs: one 224x224 crop, one core, when the step applies (loader path, loaded machine):
+    # flip ~0.03 ms, JPEG ~0.7, colour ~0.55, down-then-up ~0.6, blur ~0.2, noise ~1.2, cut-out ~0.04.
+    blur_p: float = 0.02
     blur_sigma: list[float] = field(default_factory=lambda: [0.1, 1.5])
-    noise_p: float = 0.02  # ~2 ms a crop when applied (float round trip): rare by default
+    noise_p: float = 0.02  # a normal draw per value: the costliest step, rare by default
     noise_sigma: float = 0.02  # on the [0, 1] scale
     color_p: float = 0.3
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
-    hue: float = 0.0  # hue jitter costs 5x the rest of the colour jitter
+    hue: float = 0.0  # hue jitter (torchvision's kernel) costs ~14x the rest of the colour jitter
     downscale_p: float = 0.1  # isotropic down-then-up resize
     downscale_min: float = 0.5  # smallest scale factor
     cutout_p: float = 0.1
