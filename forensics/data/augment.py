@@ -192,18 +192,13 @@ def _erase_box(height: int, width: int, scale: list[float], stream: Uniforms) ->
 
 
 def noise(seed: int, shape: tuple[int, ...], sigma: float) -> torch.Tensor:
-    """The crop's Gaussian noise on the 0..255 scale (``sigma`` on the [0, 1] scale), float32 on the CPU.
-
-    Its generator is seeded from the crop's seed, offset so that its stream is not the one
-    :func:`decide` draws from (torch's ``randn``: twice as fast as numpy's normal here)."""
+    """The crop's Gaussian noise on the 0..255 scale (``sigma`` on the [0, 1] scale), float32 on
+    the CPU, from a torch generator seeded by the crop's seed (``randn``: twice as fast as
+    numpy's normal here); the batch path moves it to its device."""
     import torch
 
-    g = torch.Generator().manual_seed((int(seed) + NOISE_STREAM) & (2**63 - 1))
+    g = torch.Generator().manual_seed(int(seed) & (2**63 - 1))
     return torch.randn(shape, generator=g).mul_(255.0 * sigma)
-
-
-#: Offset of the noise generator's seed from the crop's (any constant other than 0).
-NOISE_STREAM = 0x9E3779B97F4A7C15
 
 
 #: Float to uint8 as ``torchvision``'s ``to_dtype(..., scale=True)`` does it: times
