@@ -1,8 +1,8 @@
 """The training augmentations on whole batches, on the training device (``data.augment.device: gpu``).
 
 With ``device: cpu`` (the default) every loader worker decodes a crop *and* augments it
-(:func:`forensics.data.transforms.build_transform`), about half a PNG decode of CPU a crop
-with the defaults. With ``device: gpu`` the workers only decode (and resize), and
+(:func:`forensics.data.transforms.build_transform`), a third to a half of a PNG decode
+of CPU a crop with the defaults. With ``device: gpu`` the workers only decode (and resize), and
 :class:`BatchAugment` applies the same augmentations to the uint8 batch after it reached the
 device, in the batch preparer, so a GPU node needs fewer loader cores per GPU. On a CPU-only
 run "gpu" simply means "on the batch, in the training process".

@@ -15,7 +15,7 @@ Augmentations (each applied with its own probability; 0 turns it off) are the on
 deepfake detectors rely on to survive real-world video: horizontal flips, JPEG
 re-compression at a random quality, Gaussian blur, Gaussian noise, colour jitter, an
 isotropic down-then-up resize (resolution loss) and cut-out. With the defaults they cost
-about half a PNG decode per crop (``benchmarks/loader.py``).
+a third to a half of a PNG decode per crop (``benchmarks/loader.py``).
 """
 
 from __future__ import annotations
