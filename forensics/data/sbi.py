@@ -349,13 +349,19 @@ class SelfBlender:
 
 
 def transform_pair(transform: Any, image: Any, mask: Any) -> tuple[Any, Any]:
-    """``transform`` (torchvision v2) on a ``3 x H x W`` crop and its ``1 x H x W`` mask together:
-    geometric steps move both, pixel steps (colour, blur, JPEG, cut-out) change the image only."""
+    """``transform`` on a ``3 x H x W`` crop and its ``1 x H x W`` mask together: geometric steps
+    move both, pixel steps (colour, blur, JPEG, cut-out) change the image only.
+
+    ``transform``: one with a ``pair(image, mask)`` method (the training transform,
+    :class:`forensics.data.transforms.CropTransform`) or a torchvision v2 transform."""
     import warnings
 
     import torch
     from torchvision import tv_tensors
 
+    pair = getattr(transform, "pair", None)
+    if pair is not None:
+        return pair(image, mask)
     with warnings.catch_warnings():  # RandomErasing says it leaves masks alone: that is what we want
         warnings.filterwarnings("ignore", message="RandomErasing.*passing through", category=UserWarning)
         image, mask = transform(image, tv_tensors.Mask(mask))
