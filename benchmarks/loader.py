@@ -135,14 +135,14 @@ def loader_rates(dataset, worker_counts: list[int], batch_size: int) -> None:
 
     from torch.utils.data import DataLoader
 
-    from forensics.data.datasets import TrainSampler, worker_init
+    from forensics.data.datasets import TrainSampler
 
     for workers in worker_counts:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         # Persistent workers here: we measure the steady state, not the ~1 s of worker start-up
         # that an epoch of a real dataset (minutes) amortises.
         loader = DataLoader(dataset, batch_size=batch_size, sampler=TrainSampler(dataset), num_workers=workers,
-                            drop_last=True, persistent_workers=True, prefetch_factor=4, worker_init_fn=worker_init)
+                            drop_last=True, persistent_workers=True, prefetch_factor=4)
         for _ in loader:  # warm-up: worker start, page cache
             pass
         start, count = time.perf_counter(), 0

@@ -122,18 +122,6 @@ def read_crop(file: str) -> torch.Tensor:
     return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
 
 
-def worker_init(_: int) -> None:
-    """``DataLoader(worker_init_fn=...)``: one OpenCV thread per loader worker.
-
-    PyTorch gives each worker one intra-op thread, OpenCV does not: its resize, blur and JPEG
-    kernels (:mod:`forensics.data.augment`) would start a pool of one thread per core in
-    every worker, N workers x cores threads fighting over the cores the workers already fill.
-    """
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _seed(*values: int) -> int:
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1, np.uint64)[0] >> 1)
 

@@ -93,14 +93,14 @@ def build_parts(model: nn.Module, task: Task, dataset: Any, prepare: Callable[[d
     import torch
     from torch.utils.data import DataLoader
 
-    from forensics.data.datasets import TrainSampler, check_not_empty, worker_init
+    from forensics.data.datasets import TrainSampler, check_not_empty
     from forensics.training.optim import build_optimizer, build_scheduler
 
     sampler = TrainSampler(dataset, env.world_size, env.rank, seed, balanced=balanced)
     check_not_empty(dataset, data.batch_size, env.world_size, f"split '{data.train_split}'")
     # drop_last: a last batch of one crop would break batch norm and weigh one crop like 32.
     loader = DataLoader(dataset, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers,
-                        pin_memory=device.type == "cuda", drop_last=True, worker_init_fn=worker_init)
+                        pin_memory=device.type == "cuda", drop_last=True)
     steps_per_epoch = max(1, (len(sampler) // data.batch_size) // loop.accum_steps)
     optimizer = build_optimizer(model, loop, groups)
     return Parts(model, task, loader, dataset, sampler, prepare, optimizer,

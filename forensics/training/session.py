@@ -79,13 +79,11 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, env: DistEn
     """A loader that gives each rank every ``world_size``-th sample, in order."""
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from forensics.data.datasets import worker_init
-
     # shuffle=False: each rank takes every world_size-th sample; the last round is padded
     # with repeats, which evaluate() drops by sample index before computing metrics.
     sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=False)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=device.type == "cuda", worker_init_fn=worker_init)
+                      pin_memory=device.type == "cuda")
 
 
 def resume_state(ckpt_dir: Path, config: dict[str, Any], *, resume: bool, force: bool, eval_only: bool,

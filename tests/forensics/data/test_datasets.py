@@ -129,20 +129,3 @@ def test_grayscale_96_model_gets_one_channel_inputs():
     image = build_transform(gray, AugmentConfig(), crop_size=224)(torch.zeros(3, 224, 224, dtype=torch.uint8))
     assert image.shape == (1, 96, 96) and image.dtype == torch.uint8
     assert batch_preparer(gray, "cpu")({"image": image[None]})["image"].shape == (1, 1, 96, 96)
-
-
-class _OpenCVThreads(torch.utils.data.Dataset):
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> int:
-        import cv2
-
-        return cv2.getNumThreads()
-
-
-def test_loader_workers_run_one_opencv_thread():
-    from forensics.data.datasets import worker_init
-
-    [threads] = torch.utils.data.DataLoader(_OpenCVThreads(), num_workers=1, worker_init_fn=worker_init)
-    assert threads.item() == 1
