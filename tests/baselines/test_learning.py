@@ -30,7 +30,11 @@ SHORT = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SHORT))
+#: Minutes each on 2 cores: end-to-end, run with ``pytest -m slow``.
+SLOW = {"bayar", "rahmouni"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(SHORT)])
 def test_baseline_learns_on_synthetic_data(name, learn_manifest, tmp_path):
     out = tmp_path / name
     overrides = [f"data.manifest={learn_manifest}", f"output_dir={out}", "model.input_size=112",
