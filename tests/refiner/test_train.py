@@ -30,6 +30,7 @@ def test_pretrain_reduces_reconstruction_loss(stage1_run):
     assert (stage1_run / "samples" / "epoch_003.png").is_file() and (stage1_run / "config.yaml").is_file()
 
 
+@pytest.mark.slow  # minutes: synth + preprocess of 24 identities, then both stages
 def test_finetune_brings_held_out_fakes_closer_to_their_originals(reenact_run):
     """The issue's bar: >= 1 dB PSNR gain on held-out self-reenactment pairs, made the user's way."""
     report = json.loads((reenact_run / "report.json").read_text())

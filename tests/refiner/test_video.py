@@ -21,6 +21,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255 ** 2 / np.mean((a - b) ** 2)))
 
 
+@pytest.mark.slow  # shares the minutes-long run of test_train.py's learning check
 def test_refined_video_is_closer_to_its_original(reenact_synth, reenact_run, tmp_path):
     """A held-out self-reenactment, refined frame by frame, comes closer to its original video
     inside the manipulated region, and stays the fake video everywhere else."""

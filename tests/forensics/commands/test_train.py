@@ -160,6 +160,7 @@ def wait_for(predicate, proc, timeout=240.0):
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # two minutes: four training processes, real signals
 def test_sigterm_and_sigkill_then_resume_give_the_same_result(crop_manifest, tmp_path):
     """SIGTERM mid-epoch saves and exits; SIGKILL loses the epoch under way; both resume exactly."""
     out = tmp_path / "run"
